@@ -1,0 +1,1 @@
+"""dalle: a small text-to-image GAN that trains and runs on a CPU."""

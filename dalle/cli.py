@@ -1,0 +1,144 @@
+"""Command line: `python -m dalle {train,sample,info,prepare} ...`. Thin: it parses and calls the library.
+
+Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
+so the dataclasses stay the single place where options and their reasons live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from .config import ModelConfig, TrainConfig
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
+                               metavar="BOOL", help=f"(default {default})")
+        elif isinstance(default, (tuple, list)):
+            group.add_argument(flag, type=float, nargs="+", default=None, help=f"(default {default})")
+        else:
+            group.add_argument(flag, type=type(default), default=None, help=f"(default {default})")
+
+
+def _dataclass_from_args(cls: type, args: argparse.Namespace, **overrides):
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if getattr(args, f.name, None) is not None}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    return cls(**values)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import Trainer
+
+    model_cfg = _dataclass_from_args(ModelConfig, args, resolution=args.resolution)
+    if model_cfg.resolution not in (32, 64, 128):
+        raise SystemExit("error: --resolution must be 32, 64 or 128")
+    cfg = _dataclass_from_args(TrainConfig, args, data=args.data, out=args.out)
+    if args.resume:
+        saved = Path(cfg.out) / "state" / "state.json"
+        if saved.exists():  # the run's own model config wins over defaults on resume
+            model_cfg = ModelConfig.from_dict(json.loads(saved.read_text())["model"])
+    if cfg.data == "shapes" and args.augment is None:
+        cfg.augment = ""  # infinite data, and shifting shapes would falsify "at the top left"
+    trainer = Trainer(model_cfg, cfg)
+    out = trainer.run(resume=args.resume, max_steps=args.max_steps)
+    print(f"checkpoint: {out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .images import save_png
+    from .pipeline import TextToImagePipeline
+
+    pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
+    out = pipe(args.prompt, seed=args.seed, truncation=args.truncation, num_images=args.num_images)
+    for p, cut in zip(out.prompts, out.truncated_prompts):
+        if cut:
+            print(f"warning: prompt was cut at the encoder's limit: {p[:60]!r}...", file=sys.stderr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_png(out.grid(), args.out, out.metadata())
+    for i, p in enumerate(out.prompts):
+        for j, s in enumerate(out.seeds):
+            print(f"{p!r} seed={s} realism={out.realism[i, j]:.3f} match={out.match[i, j]:.3f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .checkpoint import read_config
+
+    cfg = read_config(args.checkpoint)
+    print(json.dumps(cfg, indent=2))
+    metrics = Path(args.checkpoint) / "metrics.json"
+    if metrics.exists():
+        print(metrics.read_text())
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.emoji import prepare_emoji
+
+    prepare_emoji(Path(args.data_root) / "emoji", resolution=args.resolution)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dalle", description="Train and sample a text-to-image GAN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model")
+    p.add_argument("--data", default="shapes", help="shapes | emoji | path to a folder with metadata.jsonl")
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--out", default=None, help="run directory (default runs/<data><resolution>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/state if present")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for smoke tests)")
+    _add_dataclass_flags(p, TrainConfig, skip={"data", "out"})
+    _add_dataclass_flags(p, ModelConfig, skip={"resolution"})
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="write a grid: rows are prompts, columns are seeds")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=0.7)
+    p.add_argument("--num-images", type=int, default=4)
+    p.add_argument("--out", default="grid.png")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("info", help="print a checkpoint's config and metrics")
+    p.add_argument("checkpoint")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("prepare", help="build a dataset file (emoji)")
+    p.add_argument("dataset", choices=["emoji"])
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--resolution", type=int, default=64)
+    p.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "out", "x") is None:
+        args.out = f"runs/{Path(args.data).name}{args.resolution}"
+    try:
+        return args.func(args)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

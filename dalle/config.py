@@ -1,0 +1,76 @@
+"""Configuration dataclasses. Each field says why it exists.
+
+`ModelConfig` is everything needed to rebuild the networks (it is written to
+a checkpoint's config.json). `TrainConfig` is everything a training run needs
+on top of that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+FORMAT_VERSION = 1  # bump when the checkpoint layout changes incompatibly
+
+
+@dataclass
+class ModelConfig:
+    resolution: int = 64  # output side in pixels: 32, 64 or 128
+    text_encoder: str = "all-MiniLM-L6-v2"  # name/path of the frozen text encoder
+    text_dim: int = 384  # width of the encoder's pooled embedding
+    z_dim: int = 64  # noise width; small is enough for single-object scenes
+    cond_dim: int = 128  # width of the conditioning-augmentation code c
+    w_dim: int = 256  # intermediate latent width (mapping output)
+    mapping_layers: int = 4  # depth of the (z, c) -> w MLP
+    channel_base: int = 1024  # G/D channels at resolution r are channel_base / r ...
+    channel_max: int = 256  # ... capped here; keeps low-res layers from dominating FLOPs
+    d_channel_base: int = 1024  # same rule for the discriminator
+    d_channel_max: int = 256
+    embed_dim: int = 256  # width of the discriminator's image/text projection space
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def channels(self, res: int, discriminator: bool = False) -> int:
+        base, cap = (self.d_channel_base, self.d_channel_max) if discriminator else (self.channel_base, self.channel_max)
+        return int(min(base // res, cap))
+
+
+@dataclass
+class TrainConfig:
+    data: str = "shapes"  # "shapes", "emoji", or a folder with metadata.jsonl
+    out: str = "runs/shapes64"  # run directory: checkpoints, samples, log
+    batch_size: int = 32  # small batches: many updates per CPU-hour
+    total_kimg: float = 10_000.0  # stop after this many thousand real images
+    lr_g: float = 2e-4  # Adam step sizes; equal rates keep G and D balanced
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.99)  # beta1=0 as in StyleGAN2: less momentum, fewer oscillations
+    r1_gamma: float = 0.1  # R1 weight on real images: stabilises D without a Lipschitz constraint
+    r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough
+    match_weight: float = 1.0  # matching-aware loss weight (D and G)
+    kl_weight: float = 0.01  # conditioning-augmentation KL: keeps the text manifold smooth
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images; the EMA G is what ships
+    ema_rampup: float = 0.05  # shorter half-life early so the EMA tracks the fast-moving start
+    augment: str = "translation,cutout"  # DiffAugment policy ("" for none; colour would break captions)
+    seed: int = 0  # one seed: same seed, same run
+    sample_every: int = 500  # steps between sample grids / metric rows
+    checkpoint_every: int = 1000  # steps between resumable checkpoints
+    snapshot_kimg: list[float] = field(default_factory=list)  # keep frozen exports at these kimg
+    workers: int = 0  # data threads; 0 = draw batches in the training process
+    device: str = "auto"  # "auto" picks CUDA when present
+    mixed_precision: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this long; 0 = no limit
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d

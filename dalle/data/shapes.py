@@ -1,0 +1,195 @@
+"""The `shapes` world: a procedural, infinite, captioned dataset.
+
+Everything here is exact because the evaluation checks generated images
+analytically against the same definitions (palette, cells, box sizes).
+
+A scene is a list of `Shape`s plus a caption. `render` draws a scene at any
+resolution (positions are canvas fractions), `sample_scene` draws a random
+scene for one of three caption kinds (single, pair, count), and
+`all_captions` enumerates every caption the sampler can produce, so text
+embeddings can be precomputed once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 60),
+    "blue": (30, 70, 220),
+    "yellow": (240, 200, 20),
+    "purple": (140, 50, 180),
+    "orange": (250, 130, 20),
+    "cyan": (20, 190, 210),
+    "black": (30, 30, 30),
+}
+SHAPES = ("circle", "square", "triangle")
+SIZES = {"small": 0.2, "large": 0.4}
+# 3x3 cell centres, row-major; names are the ones captions use.
+CELLS: dict[str, tuple[float, float]] = {
+    "top left": (1 / 6, 1 / 6), "top": (3 / 6, 1 / 6), "top right": (5 / 6, 1 / 6),
+    "left": (1 / 6, 3 / 6), "center": (3 / 6, 3 / 6), "right": (5 / 6, 3 / 6),
+    "bottom left": (1 / 6, 5 / 6), "bottom": (3 / 6, 5 / 6), "bottom right": (5 / 6, 5 / 6),
+}
+CELL_NAMES = tuple(CELLS)
+JITTER = 0.03
+RELATIONS = ("left of", "right of", "above", "below")
+COUNT_WORDS = {2: "two", 3: "three"}
+DEFAULT_HOLDOUT: tuple[tuple[str, str], ...] = (("purple", "triangle"), ("orange", "circle"), ("cyan", "square"))
+BACKGROUND = (255, 255, 255)
+_SUPERSAMPLE = 4  # render 4x larger, then box-filter down: anti-aliased edges
+
+
+@dataclass(frozen=True)
+class Shape:
+    color: str
+    shape: str
+    size: str
+    cell: str
+    dx: float = 0.0  # jitter in canvas fractions
+    dy: float = 0.0
+
+    @property
+    def center(self) -> tuple[float, float]:
+        cx, cy = CELLS[self.cell]
+        return cx + self.dx, cy + self.dy
+
+
+@dataclass
+class Scene:
+    shapes: list[Shape]
+    caption: str
+    kind: str  # "single" | "pair" | "count"
+    relation: str | None = None  # pair scenes: relation of shapes[0] to shapes[1]
+    meta: dict = field(default_factory=dict)
+
+
+def _cell_rc(cell: str) -> tuple[int, int]:
+    i = CELL_NAMES.index(cell)
+    return i // 3, i % 3
+
+
+def relation_holds(a: str, relation: str, b: str) -> bool:
+    """Whether cell `a` is `relation` cell `b` (strictly, along that axis)."""
+    (ra, ca), (rb, cb) = _cell_rc(a), _cell_rc(b)
+    return {"left of": ca < cb, "right of": ca > cb, "above": ra < rb, "below": ra > rb}[relation]
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def plural(shape: str) -> str:
+    return shape + "s"
+
+
+def single_caption(color: str, shape: str, size: str | None, cell: str | None) -> str:
+    words = " ".join(w for w in (size, color, shape) if w)
+    text = f"{article(words)} {words}"
+    if cell is not None:
+        text += " in the center" if cell == "center" else f" at the {cell}"
+    return text
+
+
+def pair_caption(a: tuple[str, str], relation: str, b: tuple[str, str]) -> str:
+    return f"{article(a[0])} {a[0]} {a[1]} {relation} {article(b[0])} {b[0]} {b[1]}"
+
+
+def count_caption(n: int, color: str, shape: str) -> str:
+    return f"{COUNT_WORDS[n]} {color} {plural(shape)}"
+
+
+def allowed_objects(holdout: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    return [(c, s) for c in COLORS for s in SHAPES if (c, s) not in set(holdout)]
+
+
+def all_captions(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list[str]:
+    """Every caption `sample_scene` can emit with this holdout, in a fixed order."""
+    objects = allowed_objects(holdout)
+    caps: list[str] = []
+    for c, s in objects:
+        for size in (None, *SIZES):
+            for cell in (None, *CELL_NAMES):
+                caps.append(single_caption(c, s, size, cell))
+    for a in objects:
+        for b in objects:
+            if a != b:
+                caps.extend(pair_caption(a, r, b) for r in RELATIONS)
+    for n in COUNT_WORDS:
+        caps.extend(count_caption(n, c, s) for c, s in objects)
+    return caps
+
+
+def _jitter(rng: random.Random) -> tuple[float, float]:
+    return rng.uniform(-JITTER, JITTER), rng.uniform(-JITTER, JITTER)
+
+
+def sample_scene(rng: random.Random, holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT,
+                 kind_weights: tuple[float, float, float] = (0.6, 0.25, 0.15)) -> Scene:
+    """Draw a random scene. Single captions may omit size and/or position (then random)."""
+    objects = allowed_objects(holdout)
+    kind = rng.choices(("single", "pair", "count"), weights=kind_weights)[0]
+    if kind == "single":
+        color, shape = rng.choice(objects)
+        size, cell = rng.choice(tuple(SIZES)), rng.choice(CELL_NAMES)
+        say_size, say_cell = rng.random() < 0.75, rng.random() < 0.75
+        caption = single_caption(color, shape, size if say_size else None, cell if say_cell else None)
+        return Scene([Shape(color, shape, size, cell, *_jitter(rng))], caption, kind)
+    if kind == "pair":
+        a, b = rng.sample(objects, 2)
+        relation = rng.choice(RELATIONS)
+        cells = [(p, q) for p in CELL_NAMES for q in CELL_NAMES if relation_holds(p, relation, q)]
+        ca, cb = rng.choice(cells)
+        shapes = [Shape(*a, "small", ca, *_jitter(rng)), Shape(*b, "small", cb, *_jitter(rng))]
+        return Scene(shapes, pair_caption(a, relation, b), kind, relation=relation)
+    n = rng.choice(tuple(COUNT_WORDS))
+    color, shape = rng.choice(objects)
+    cells = rng.sample(CELL_NAMES, n)
+    shapes = [Shape(color, shape, "small", c, *_jitter(rng)) for c in cells]
+    return Scene(shapes, count_caption(n, color, shape), kind, meta={"count": n})
+
+
+def render(scene_shapes: list[Shape], resolution: int) -> np.ndarray:
+    """Draw shapes on white. Returns uint8 array [resolution, resolution, 3]."""
+    big = resolution * _SUPERSAMPLE
+    img = Image.new("RGB", (big, big), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    for s in scene_shapes:
+        cx, cy = s.center
+        half = SIZES[s.size] / 2
+        x0, y0, x1, y1 = ((cx - half) * big, (cy - half) * big, (cx + half) * big, (cy + half) * big)
+        fill = COLORS[s.color]
+        if s.shape == "circle":
+            draw.ellipse((x0, y0, x1, y1), fill=fill)
+        elif s.shape == "square":
+            draw.rectangle((x0, y0, x1, y1), fill=fill)
+        else:  # upward triangle filling the box
+            draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=fill)
+    img = img.resize((resolution, resolution), Image.Resampling.BOX)
+    return np.asarray(img)
+
+
+class ShapesWorld:
+    """Infinite training stream of (image, caption) pairs from the `shapes` world."""
+
+    name = "shapes"
+
+    def __init__(self, resolution: int, holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT):
+        self.resolution = resolution
+        self.holdout = tuple(tuple(h) for h in holdout)
+        self.captions = all_captions(self.holdout)
+        self._index = {c: i for i, c in enumerate(self.captions)}
+
+    def describe(self) -> dict:
+        return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions)}
+
+    def sample(self, batch_size: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+        """Returns uint8 images [B, H, W, 3] and caption indices [B] into `self.captions`."""
+        scenes = [sample_scene(rng, self.holdout) for _ in range(batch_size)]
+        images = np.stack([render(s.shapes, self.resolution) for s in scenes])
+        return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)

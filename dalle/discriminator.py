@@ -1,0 +1,77 @@
+"""Discriminator with two logits per image: realism and text match.
+
+image -> strided conv trunk down to 4x4 -> flattened feature f (keeps *where*
+things are, which captions talk about) ->
+  * realism = linear(f)                         "is this a real image?"
+  * match   = <proj_img(f), proj_text(t)> + b   "does it show this prompt?"
+
+The match head is a projection discriminator (Miyato & Koyama, 2018) trained
+matching-aware: real images with their own caption are positives, real images
+with another image's caption are negatives (GAN-INT-CLS). `score` turns both
+logits into probabilities for the app.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+
+class DownBlock(nn.Module):
+    """3x3 conv, then a stride-2 3x3 conv; a 1x1 stride-2 residual path keeps gradients clean."""
+
+    def __init__(self, in_ch: int,  # input channels
+                 out_ch: int):  # output channels (at half the resolution)
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, in_ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1, stride=2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.leaky_relu(self.conv1(x), 0.2)
+        y = F.leaky_relu(self.conv2(y), 0.2)
+        return (y + self.skip(x)) / math.sqrt(2)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        res = cfg.resolution
+        ch = cfg.channels(res, discriminator=True)
+        self.from_rgb = nn.Conv2d(3, ch, 1)
+        blocks = []
+        while res > 4:
+            out = cfg.channels(res // 2, discriminator=True)
+            blocks.append(DownBlock(ch, out))
+            res, ch = res // 2, out
+        self.blocks = nn.Sequential(*blocks)
+        self.feature = nn.Sequential(nn.Flatten(), nn.Linear(ch * 16, cfg.embed_dim), nn.LeakyReLU(0.2))
+        self.realism = nn.Linear(cfg.embed_dim, 1)
+        self.image_proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.embed_dim), nn.LeakyReLU(0.2),
+                                       nn.Linear(cfg.embed_dim, cfg.embed_dim))
+        self.match_bias = nn.Parameter(torch.zeros(1))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, R, R] in [-1, 1] -> f [B, embed_dim]."""
+        return self.feature(self.blocks(F.leaky_relu(self.from_rgb(images), 0.2)))
+
+    def heads(self, f: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f [B, E], text [B, text_dim] -> (realism logits [B], match logits [B])."""
+        match = (self.image_proj(f) * self.text_proj(text)).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
+        return self.realism(f).squeeze(-1), match
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads(self.features(images), text)
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Probabilities in [0, 1]: {"realism": [B], "match": [B]}. images in [-1, 1]."""
+        realism, match = self(images.clamp(-1, 1), text)
+        return {"realism": torch.sigmoid(realism), "match": torch.sigmoid(match)}

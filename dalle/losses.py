@@ -1,0 +1,38 @@
+"""GAN losses. Each is a small function so the training loop reads as a recipe.
+
+* Realism: non-saturating logistic loss (StyleGAN2's choice): it gives G strong gradients
+  early, when D easily rejects its samples.
+* Match (matching-aware, GAN-INT-CLS): D learns that a real image with its own caption
+  matches and with another image's caption does not; G is pushed to make images D
+  judges as matching their prompt.
+* R1: a gradient penalty on real images only, which keeps D smooth around the data
+  without constraining its capacity (Mescheder et al., 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def d_realism_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_realism_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake_logits).mean()
+
+
+def d_match_loss(match_true: torch.Tensor, match_wrong: torch.Tensor) -> torch.Tensor:
+    """Logits of real images with their own captions vs with mismatched captions."""
+    return F.softplus(-match_true).mean() + F.softplus(match_wrong).mean()
+
+
+def g_match_loss(fake_match: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake_match).mean()
+
+
+def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ||d logits / d x||^2. real_images must require grad."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

@@ -1,0 +1,219 @@
+"""TextToImagePipeline: prompt -> text encoder -> mapping -> truncation -> synthesis -> image -> scores.
+
+    pipe = TextToImagePipeline.from_pretrained("checkpoints/emoji-64")
+    out = pipe(["red heart", "grinning face"], seed=0, truncation=0.7, num_images=4)
+    out.images[0][3]   # PIL image of prompt 0 with seed 3
+    out.realism, out.match  # [P, N] probabilities from the discriminator
+
+Image j of every prompt uses seed `seed + j`: its noise is drawn from a generator seeded
+with that number alone, so the same seed gives the same pixels whatever else is in the batch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import load_into, model_config, read_config, refuse_pickles, save_checkpoint
+from .config import ModelConfig
+from .discriminator import Discriminator
+from .generator import Generator, truncate
+from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
+from .text_encoder import TextEncoder
+
+MAX_SEED = 2**63 - 1
+
+
+def pick_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_latents(seeds: list[int], z_dim: int, cond_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One (z, eps) pair per seed, each from its own CPU generator: [N, z_dim], [N, cond_dim]."""
+    zs, eps = [], []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        zs.append(torch.randn(z_dim, generator=g))
+        eps.append(torch.randn(cond_dim, generator=g))
+    return torch.stack(zs), torch.stack(eps)
+
+
+@dataclass
+class PipelineOutput:
+    prompts: list[str]
+    seeds: list[int]  # column j used seeds[j]
+    pixels: np.ndarray  # uint8 [P, N, R, R, 3]
+    realism: np.ndarray  # [P, N] in [0, 1]
+    match: np.ndarray  # [P, N] in [0, 1]
+    truncation: float
+    truncated_prompts: list[bool] = field(default_factory=list)  # cut at the encoder's limit?
+    checkpoint: str = ""
+    step: int = 0
+
+    @property
+    def images(self) -> list[list[Image.Image]]:
+        return [[Image.fromarray(a) for a in row] for row in self.pixels]
+
+    def grid(self) -> Image.Image:
+        p, n = self.pixels.shape[:2]
+        return grid_image(self.pixels.reshape(p * n, *self.pixels.shape[2:]), p, n)
+
+    def metadata(self) -> dict:
+        return {"prompts": self.prompts, "seed": self.seeds[0] if self.seeds else 0, "seeds": self.seeds,
+                "truncation": self.truncation, "checkpoint": self.checkpoint, "step": self.step}
+
+    def grid_png(self) -> bytes:
+        """The grid as PNG bytes whose text chunks record how to reproduce it."""
+        return png_bytes(self.grid(), self.metadata())
+
+
+class TextToImagePipeline:
+    def __init__(self, generator: Generator, discriminator: Discriminator, text_encoder: TextEncoder,
+                 config: dict, device: str | torch.device = "cpu", name: str = "",
+                 center_cache_size: int = 1024):
+        self.device = pick_device(device)
+        self.generator = generator.eval().requires_grad_(False).to(self.device)
+        self.discriminator = discriminator.eval().requires_grad_(False).to(self.device)
+        self.text_encoder = text_encoder
+        self.config = config
+        self.model_config: ModelConfig = generator.cfg
+        self.name = name
+        self._centers: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._center_cache_size = center_cache_size
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto",
+                        text_encoder: TextEncoder | None = None) -> "TextToImagePipeline":
+        """Load a checkpoint folder (config.json + safetensors). Raises CheckpointError with one line."""
+        path = Path(path)
+        config = read_config(path)
+        refuse_pickles(path)
+        mcfg = model_config(config)
+        g, d = Generator(mcfg), Discriminator(mcfg)
+        load_into(g, path, "generator")
+        load_into(d, path, "discriminator")
+        dev = pick_device(device)
+        if text_encoder is None or text_encoder.name != mcfg.text_encoder:
+            text_encoder = TextEncoder(mcfg.text_encoder, device=dev)
+        return cls(g, d, text_encoder, config, dev, name=path.name)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        return save_checkpoint(path, {k: v for k, v in self.config.items() if k != "format_version"},
+                               self.generator, self.discriminator)
+
+    @property
+    def step(self) -> int:
+        return int(self.config.get("step", 0))
+
+    # ------------------------------------------------------------------ building blocks
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """Pooled text embeddings [P, text_dim] on the pipeline's device (LRU-cached)."""
+        return self.text_encoder.embed(prompts).to(self.device)
+
+    def conditional_centers(self, prompts: list[str], text: torch.Tensor) -> torch.Tensor:
+        """w_avg per prompt [P, w_dim], cached by prompt; missing ones are computed in one pass."""
+        missing = [i for i, p in enumerate(prompts) if p not in self._centers]
+        if missing:
+            new = self.generator.mapping.conditional_center(text[missing])
+            for i, c in zip(missing, new):
+                self._centers[prompts[i]] = c
+        out = torch.stack([self._centers[p] for p in prompts])
+        for p in prompts:
+            self._centers.move_to_end(p)
+        while len(self._centers) > self._center_cache_size:
+            self._centers.popitem(last=False)
+        return out
+
+    @torch.inference_mode()
+    def synthesize(self, text: torch.Tensor, z: torch.Tensor, eps: torch.Tensor, truncation: float,
+                   centers: torch.Tensor | None) -> torch.Tensor:
+        """text [B, D], z [B, z_dim], eps [B, cond_dim], centers [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
+        w, _ = self.generator.mapping(z.to(self.device), text, eps.to(self.device))
+        if truncation != 1.0 and centers is not None:
+            w = truncate(w, centers, truncation)
+        return self.generator.synthesis(w).clamp(-1, 1)
+
+    @torch.inference_mode()
+    def score_tensor(self, images: torch.Tensor, text: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        s = self.discriminator.score(images, text)
+        return s["realism"].float().cpu().numpy(), s["match"].float().cpu().numpy()
+
+    def score(self, images: list[Image.Image] | torch.Tensor, prompts: list[str]) -> dict[str, np.ndarray]:
+        """Discriminator probabilities for (image, prompt) pairs: {"realism": [B], "match": [B]}."""
+        if not isinstance(images, torch.Tensor):
+            r = self.model_config.resolution
+            arr = np.stack([np.asarray(im.convert("RGB").resize((r, r), Image.Resampling.LANCZOS)) for im in images])
+            images = uint8_to_tensor(arr)
+        realism, match = self.score_tensor(images.to(self.device), self.encode(prompts))
+        return {"realism": realism, "match": match}
+
+    # ------------------------------------------------------------------ the call
+    @torch.inference_mode()
+    def __call__(self, prompts: str | list[str], seed: int = 0, truncation: float = 0.7, num_images: int = 4,
+                 batch_size: int = 64) -> PipelineOutput:
+        """Generate `num_images` per prompt. Returns pixels [P, N, R, R, 3] and scores [P, N]."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise ValueError("no prompts given")
+        if not 0 <= seed <= MAX_SEED - num_images:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED - num_images}")
+        seeds = [seed + j for j in range(num_images)]
+        text = self.encode(prompts)
+        centers = self.conditional_centers(prompts, text) if truncation != 1.0 else None
+        z, eps = seed_latents(seeds, self.model_config.z_dim, self.model_config.cond_dim)
+        # Row-major (prompt, seed) pairs, processed in fixed-size batches.
+        pi = torch.arange(len(prompts)).repeat_interleave(num_images)
+        si = torch.arange(num_images).repeat(len(prompts))
+        pixels, realism, match = [], [], []
+        for k in range(0, len(pi), batch_size):
+            p, s = pi[k:k + batch_size], si[k:k + batch_size]
+            t = text[p.to(self.device)]
+            imgs = self.synthesize(t, z[s], eps[s], truncation, None if centers is None else centers[p.to(self.device)])
+            r, m = self.score_tensor(imgs, t)
+            pixels.append(tensor_to_uint8(imgs))
+            realism.append(r)
+            match.append(m)
+        res = self.model_config.resolution
+        shape = (len(prompts), num_images)
+        return PipelineOutput(
+            prompts=prompts, seeds=seeds, truncation=float(truncation),
+            pixels=np.concatenate(pixels).reshape(*shape, res, res, 3),
+            realism=np.concatenate(realism).reshape(shape), match=np.concatenate(match).reshape(shape),
+            truncated_prompts=[self.text_encoder.is_too_long(p) for p in prompts],
+            checkpoint=self.name, step=self.step)
+
+    @torch.inference_mode()
+    def interpolate(self, prompt_a: str, prompt_b: str, seed_a: int, seed_b: int, frames: int = 8,
+                    truncation: float = 0.7) -> PipelineOutput:
+        """A walk from (prompt_a, seed_a) to (prompt_b, seed_b): text embeddings and centres are
+        lerped, noise is slerped. Returns one row of `frames` images."""
+        t = torch.linspace(0, 1, frames, device=self.device)[:, None]
+        text2 = self.encode([prompt_a, prompt_b])
+        centers2 = self.conditional_centers([prompt_a, prompt_b], text2)
+        text = text2[0].lerp(text2[1], t)
+        centers = centers2[0].lerp(centers2[1], t)
+        (za, zb), (ea, eb) = seed_latents([seed_a, seed_b], self.model_config.z_dim, self.model_config.cond_dim)
+        z = slerp(za, zb, t.cpu())
+        eps = slerp(ea, eb, t.cpu())
+        imgs = self.synthesize(text, z, eps, truncation, centers)
+        r, m = self.score_tensor(imgs, text)
+        label = prompt_a if prompt_a == prompt_b else f"{prompt_a} -> {prompt_b}"
+        return PipelineOutput(prompts=[label], seeds=[seed_a, seed_b], truncation=float(truncation),
+                              pixels=tensor_to_uint8(imgs)[None], realism=r[None], match=m[None],
+                              checkpoint=self.name, step=self.step)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between vectors a, b [D] at t [F, 1] -> [F, D]."""
+    an, bn = a / a.norm(), b / b.norm()
+    omega = torch.arccos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b

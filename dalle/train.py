@@ -1,0 +1,381 @@
+"""Training loop: a plain loop over D and G steps, outside any nn.Module.
+
+One step:
+  D: real images with their captions (match), with other captions (mismatch), and
+     G's images (fake) -> realism loss + matching-aware loss (+ lazy R1 every k steps)
+  G: fresh images -> fool the realism head and satisfy the match head (+ CA's KL term)
+  EMA: G_ema <- lerp toward G; G_ema is what gets exported and shipped.
+
+Run state (weights, optimizers, RNGs, counters) lives in `<out>/state/` as safetensors +
+JSON and is written atomically, so `--resume` continues exactly where training stopped.
+Under `torchrun`/`accelerate launch` (WORLD_SIZE > 1) every rank draws its own batch,
+gradients are averaged with all_reduce (data parallel), and rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import platform
+import random
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import losses
+from .augment import diff_augment, parse_policy
+from .checkpoint import (CheckpointError, load_tensors, recover_folder, save_checkpoint, save_tensors,
+                         write_folder_atomically)
+from .config import ModelConfig, TrainConfig
+from .data import Dataset, load_dataset
+from .data.shapes import ShapesWorld
+from .discriminator import Discriminator
+from .generator import Generator
+from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
+from .text_encoder import TextEncoder, encode_captions_cached
+
+LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl",
+              "d_real_acc", "match_acc", "img_per_s", "elapsed_s"]
+SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
+                  "a yellow triangle at the bottom right", "a green circle left of a black square",
+                  "two red triangles", "three blue circles", "a large purple triangle in the center",
+                  "a small orange circle at the top"]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def preview_prompts(dataset: Dataset, n: int = 8) -> list[str]:
+    if isinstance(dataset, ShapesWorld):
+        return SHAPES_PREVIEW[:n]
+    step = max(1, len(dataset.captions) // n)
+    return dataset.captions[::step][:n]
+
+
+def mismatched(indices: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """For each caption index, another caption index from the batch that differs from it."""
+    b = indices.shape[0]
+    perm = (torch.arange(b) + torch.randint(1, max(b, 2), (1,), generator=rng)) % b
+    out = indices[perm]
+    same = out == indices
+    if same.any():  # duplicate captions in the batch: shift once more, then give up gracefully
+        out[same] = indices[(perm[same] + 1) % b]
+    return out
+
+
+def ema_beta(batch: int, images_seen: int, cfg: TrainConfig) -> float:
+    half_life = cfg.ema_kimg * 1000
+    if cfg.ema_rampup > 0:
+        half_life = min(half_life, images_seen * cfg.ema_rampup)
+    return 0.5 ** (batch / max(half_life, 1e-8))
+
+
+class Trainer:
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, dataset: Dataset | None = None):
+        self.model_cfg, self.cfg = model_cfg, cfg
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda" and self.distributed:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(self.device)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        parse_policy(cfg.augment)  # fail early on a typo
+        self.out = Path(cfg.out)
+        self.dataset = dataset if dataset is not None else load_dataset(cfg.data, model_cfg.resolution)
+
+        self.data_rng = random.Random(cfg.seed * 1000 + self.rank)
+        self.torch_rng = torch.Generator().manual_seed(cfg.seed + 7919 * (self.rank + 1))
+
+        # One encoder pass (or a disk-cache hit) for every training caption plus the preview prompts.
+        self.preview = preview_prompts(self.dataset)
+        table = encode_captions_cached(model_cfg.text_encoder, self.dataset.captions + self.preview, "data/cache")
+        if table.shape[1] != model_cfg.text_dim:
+            raise ValueError(f"text encoder gives {table.shape[1]}-d embeddings, config says "
+                             f"text_dim={model_cfg.text_dim}")
+        n = len(self.dataset.captions)
+        self.text_table, self.preview_text = table[:n].to(self.device), table[n:].to(self.device)
+        g = torch.Generator().manual_seed(1234)
+        self.preview_z = torch.randn(len(self.preview) * 8, model_cfg.z_dim, generator=g).to(self.device)
+        self.preview_eps = torch.randn(len(self.preview) * 8, model_cfg.cond_dim, generator=g).to(self.device)
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.G = Generator(model_cfg).to(self.device)
+        self.D = Discriminator(model_cfg).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        torch.manual_seed(cfg.seed + self.rank)  # per-rank augmentation randomness
+        fused = self.device.type == "cuda"
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, fused=fused)
+        if self.device.type == "cuda":
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        self.autocast = cfg.mixed_precision and self.device.type == "cuda"
+        self.step, self.images_seen, self.wall_time = 0, 0, 0.0
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, idx = self.dataset.sample(self.cfg.batch_size, self.data_rng)
+        idx_t = torch.from_numpy(idx)
+        wrong = mismatched(idx_t, self.torch_rng)
+        real = uint8_to_tensor(images, self.device)
+        if self.device.type == "cuda":
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real, self.text_table[idx_t.to(self.device)], self.text_table[wrong.to(self.device)]
+
+    def _noise(self, b: int) -> torch.Tensor:
+        return torch.randn(b, self.model_cfg.z_dim, generator=self.torch_rng).to(self.device)
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        real, text, text_wrong = self._batch()
+        b = real.shape[0]
+        stats: dict[str, float] = {}
+
+        # --- discriminator
+        with torch.no_grad(), self._autocast():
+            fake, _ = self.G(self._noise(b), text)
+        do_r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
+        real_aug = diff_augment(real, cfg.augment).detach().requires_grad_(do_r1)
+        with self._autocast():
+            feats = self.D.features(torch.cat([real_aug, diff_augment(fake.float(), cfg.augment)]))
+            f_real, f_fake = feats[:b], feats[b:]
+            r_real, m_true = self.D.heads(f_real, text)
+            _, m_wrong = self.D.heads(f_real, text_wrong)
+            r_fake, _ = self.D.heads(f_fake, text)
+        loss_real = losses.d_realism_loss(r_real.float(), r_fake.float())
+        loss_match = losses.d_match_loss(m_true.float(), m_wrong.float())
+        loss_d = loss_real + cfg.match_weight * loss_match
+        if do_r1:
+            r1 = losses.r1_penalty(real_aug, r_real.float())
+            loss_d = loss_d + (cfg.r1_gamma / 2) * cfg.r1_every * r1
+            stats["r1"] = r1.item()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        if self.distributed:
+            self._allreduce_grads(self.D)
+        self.opt_d.step()
+
+        # --- generator
+        with self._autocast():
+            fake, kl = self.G(self._noise(b), text)
+            r, m = self.D(diff_augment(fake.float(), cfg.augment), text)
+        loss_g_real = losses.g_realism_loss(r.float())
+        loss_g_match = losses.g_match_loss(m.float())
+        loss_g = loss_g_real + cfg.match_weight * loss_g_match + cfg.kl_weight * kl.float()
+        self.opt_g.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)
+        loss_g.backward()
+        self.D.requires_grad_(True)
+        if self.distributed:
+            self._allreduce_grads(self.G)
+        self.opt_g.step()
+
+        # --- EMA
+        self.images_seen += b * self.world
+        beta = ema_beta(b * self.world, self.images_seen, cfg)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.lerp_(p.detach(), 1 - beta)
+        self.step += 1
+        stats.update(loss_d=loss_real.item(), loss_g=loss_g_real.item(), loss_match_d=loss_match.item(),
+                     loss_match_g=loss_g_match.item(), kl=kl.item(),
+                     d_real_acc=((r_real > 0).float().mean().item() + (r_fake < 0).float().mean().item()) / 2,
+                     match_acc=(m_true > m_wrong).float().mean().item())
+        return stats
+
+    def _allreduce_grads(self, module: torch.nn.Module) -> None:
+        for p in module.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+
+    # ------------------------------------------------------------------ samples and export
+    @torch.no_grad()
+    def sample_grid(self) -> bytes:
+        cols = 8
+        text = self.preview_text.repeat_interleave(cols, dim=0)
+        imgs, _ = self.G_ema(self.preview_z, text, eps=self.preview_eps)
+        meta = {"prompts": self.preview, "step": self.step, "kimg": self.images_seen / 1000}
+        return png_bytes(grid_image(tensor_to_uint8(imgs), len(self.preview), cols), meta)
+
+    def checkpoint_config(self) -> dict:
+        return {
+            "model": self.model_cfg.to_dict(),
+            "name": self.out.name,
+            "text_encoder": self.model_cfg.text_encoder,
+            "resolution": self.model_cfg.resolution,
+            "dataset": self.dataset.describe(),
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "train": self.cfg.to_dict(),
+            "training_compute": {"wall_time_s": round(self.wall_time, 1), "device": self.device_name(),
+                                 "world_size": self.world},
+        }
+
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+    def export(self, dest: Path, grid: bytes | None = None) -> Path:
+        extra = {"samples.png": grid or self.sample_grid()}
+        log = self.out / "log.csv"
+        if log.exists():
+            extra["log.csv"] = log.read_bytes()
+        return save_checkpoint(dest, self.checkpoint_config(), self.G_ema, self.D, extra)
+
+    # ------------------------------------------------------------------ resumable state
+    def save_state(self) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, m in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            tensors.update({f"{prefix}.{k}": v.float() for k, v in m.state_dict().items()})
+        meta: dict = {"step": self.step, "images_seen": self.images_seen, "wall_time": self.wall_time,
+                      "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(),
+                      "python_rng": list(_jsonable(self.data_rng.getstate())), "opt": {}}
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            sd = opt.state_dict()
+            meta["opt"][name] = {"param_groups": sd["param_groups"], "steps": {}}
+            for pid, st in sd["state"].items():
+                meta["opt"][name]["steps"][str(pid)] = float(st["step"])
+                tensors[f"{name}.{pid}.exp_avg"] = st["exp_avg"]
+                tensors[f"{name}.{pid}.exp_avg_sq"] = st["exp_avg_sq"]
+        tensors["rng.torch_global"] = torch.get_rng_state()
+        tensors["rng.torch_train"] = self.torch_rng.get_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+
+        def write(tmp: Path) -> None:
+            save_tensors(tensors, tmp, "state")
+            (tmp / "state.json").write_text(json.dumps(meta))
+
+        write_folder_atomically(self.out / "state", write)
+
+    def load_state(self) -> bool:
+        folder = recover_folder(self.out / "state")
+        if not (folder / "state.json").exists():
+            return False
+        meta = json.loads((folder / "state.json").read_text())
+        if meta["model"] != self.model_cfg.to_dict():
+            raise CheckpointError(f"{folder / 'state.json'}: run was started with a different model config")
+        tensors = load_tensors(folder, "state")
+        for prefix, m in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            m.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == prefix})
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            om = meta["opt"][name]
+            state = {int(pid): {"step": torch.tensor(step), "exp_avg": tensors[f"{name}.{pid}.exp_avg"].to(self.device),
+                                "exp_avg_sq": tensors[f"{name}.{pid}.exp_avg_sq"].to(self.device)}
+                     for pid, step in om["steps"].items()}
+            opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
+        torch.set_rng_state(tensors["rng.torch_global"])
+        self.torch_rng.set_state(tensors["rng.torch_train"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.data_rng.setstate(_from_jsonable(meta["python_rng"]))
+        self.step, self.images_seen, self.wall_time = meta["step"], meta["images_seen"], meta["wall_time"]
+        return True
+
+    # ------------------------------------------------------------------ the loop
+    def _log_row(self, row: dict) -> None:
+        path = self.out / "log.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+    def _trim_log(self) -> None:
+        """After a resume, drop log rows written after the checkpoint we resumed from."""
+        path = self.out / "log.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def run(self, resume: bool = False, max_steps: int | None = None) -> Path:
+        main = self.rank == 0
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "samples").mkdir(exist_ok=True)
+        if resume and self.load_state():
+            if main:
+                print(f"resumed {self.out} at step {self.step} ({self.images_seen / 1000:.1f} kimg)")
+                self._trim_log()
+        total = int(self.cfg.total_kimg * 1000)
+        stop = {"flag": False}
+        previous = signal.getsignal(signal.SIGTERM)
+        if main:
+            signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))  # finish the step, save, exit
+        start, t_last, n_last = time.time(), time.time(), self.images_seen
+        acc: dict[str, list[float]] = {}
+        bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", disable=not main,
+                   dynamic_ncols=True, mininterval=2.0)
+        try:
+            while self.images_seen < total and not stop["flag"]:
+                if max_steps is not None and self.step >= max_steps:
+                    break
+                if self.cfg.max_minutes and (time.time() - start) > self.cfg.max_minutes * 60:
+                    break
+                t0 = time.time()
+                stats = self.train_step()
+                self.wall_time += time.time() - t0
+                for k, v in stats.items():
+                    acc.setdefault(k, []).append(v)
+                bar.update(self.cfg.batch_size * self.world)
+                if self.step % 10 == 0:
+                    bar.set_postfix(d=f"{stats['loss_d']:.2f}", g=f"{stats['loss_g']:.2f}",
+                                    m=f"{stats['match_acc']:.2f}")
+                if main and self.step % self.cfg.sample_every == 0:
+                    now = time.time()
+                    row = {k: round(sum(v) / len(v), 4) for k, v in acc.items()}
+                    row.update(step=self.step, kimg=round(self.images_seen / 1000, 3),
+                               img_per_s=round((self.images_seen - n_last) / max(now - t_last, 1e-9), 2),
+                               elapsed_s=round(self.wall_time, 1))
+                    self._log_row(row)
+                    acc, t_last, n_last = {}, now, self.images_seen
+                    (self.out / "samples" / f"step-{self.step:07d}.png").write_bytes(self.sample_grid())
+                if main and self.step % self.cfg.checkpoint_every == 0:
+                    self.save_state()
+                    self.export(self.out / "checkpoint")
+                for kimg in self.cfg.snapshot_kimg:
+                    before = self.images_seen - self.cfg.batch_size * self.world
+                    if main and before < kimg * 1000 <= self.images_seen:
+                        self.export(self.out / "snapshots" / f"kimg-{int(kimg):05d}")
+        finally:
+            bar.close()
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+        if main:
+            self.save_state()
+            self.export(self.out / "checkpoint")
+        return self.out / "checkpoint"
+
+
+def _jsonable(state):
+    """random.Random.getstate() -> nested lists (JSON)."""
+    return [list(x) if isinstance(x, tuple) else x for x in state]
+
+
+def _from_jsonable(state):
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
