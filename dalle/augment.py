@@ -12,12 +12,15 @@ import torch
 import torch.nn.functional as F
 
 
-def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+def _randint(low: int, high: int, b: int, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    return torch.randint(low, high, (b, 1, 1), generator=g).to(x.device)
+
+
+def translation(x: torch.Tensor, g: torch.Generator | None = None, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to `ratio` of its side, padding with white (the background, +1)."""
     b, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sh, sh + 1, (b, 1, 1), device=x.device)
-    tx = torch.randint(-sw, sw + 1, (b, 1, 1), device=x.device)
+    ty, tx = _randint(-sh, sh + 1, b, x, g), _randint(-sw, sw + 1, b, x, g)
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gy = (gy.unsqueeze(0) + ty).clamp(-1, h)  # -1 and h index the padding
     gx = (gx.unsqueeze(0) + tx).clamp(-1, w)
@@ -26,12 +29,11 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     return padded.flatten(2).gather(2, idx).view_as(x)
 
 
-def cutout(x: torch.Tensor, ratio: float = 0.25) -> torch.Tensor:
+def cutout(x: torch.Tensor, g: torch.Generator | None = None, ratio: float = 0.25) -> torch.Tensor:
     """Blank one random square of side `ratio` per image (to the background colour)."""
     b, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    cy = torch.randint(0, h + 1 - ch, (b, 1, 1), device=x.device)
-    cx = torch.randint(0, w + 1 - cw, (b, 1, 1), device=x.device)
+    cy, cx = _randint(0, h + 1 - ch, b, x, g), _randint(0, w + 1 - cw, b, x, g)
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     inside = (gy >= cy) & (gy < cy + ch) & (gx >= cx) & (gx < cx + cw)
     return torch.where(inside.unsqueeze(1), torch.ones_like(x), x)
@@ -48,8 +50,8 @@ def parse_policy(policy: str) -> list[str]:
     return names
 
 
-def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
-    """Apply the comma-separated policy to x [B, C, H, W]."""
+def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply the comma-separated policy to x [B, C, H, W]; randomness from `generator` (CPU)."""
     for name in parse_policy(policy):
-        x = POLICIES[name](x)
+        x = POLICIES[name](x, generator)
     return x

@@ -95,6 +95,19 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate_checkpoint
+    from .evaluation.report import format_table
+
+    metrics = evaluate_checkpoint(args.checkpoint, num_samples=args.num_samples, seed=args.seed,
+                                  out=args.metrics_out, truncation=args.truncation, evaluator_dir=args.evaluator,
+                                  data_root=args.data_root, sweep=not args.no_sweep, threads=args.threads,
+                                  log=lambda msg: print(msg, file=sys.stderr))
+    print(format_table(metrics))
+    print(f"wrote {args.metrics_out or Path(args.checkpoint) / 'metrics.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dalle", description="Train and sample a text-to-image GAN.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="data")
     p.add_argument("--resolution", type=int, default=64)
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("evaluate", help="measure a checkpoint; writes CHECKPOINT/metrics.json and truncation.png")
+    p.add_argument("checkpoint")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="generated images for the main metrics (default 1000 for shapes and emoji)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=1.0, help="psi for the main metrics (the sweep adds others)")
+    p.add_argument("--out", dest="metrics_out", default=None, help="metrics file (default CHECKPOINT/metrics.json)")
+    p.add_argument("--evaluator", default=None, help="emoji evaluator folder (default checkpoints/evaluator)")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--no-sweep", action="store_true", help="skip the truncation sweep")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

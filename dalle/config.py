@@ -69,6 +69,7 @@ class TrainConfig:
     mixed_precision: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this long; 0 = no limit
+    cache_dir: str = "data/cache"  # on-disk cache of caption embeddings, shared across runs
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

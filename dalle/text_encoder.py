@@ -137,4 +137,4 @@ def encode_captions_cached(encoder_name: str, captions: list[str], cache_dir: st
     save_file({"pooled": pooled.half()}, str(tmp), metadata={"encoder": encoder_name, "count": str(len(captions))})
     os.replace(tmp, path)
     (cache_dir / f"text-{key}.json").write_text(json.dumps({"encoder": encoder_name, "count": len(captions)}))
-    return pooled
+    return pooled.half().float()  # the same values a later cache hit returns: runs resume exactly

@@ -102,7 +102,7 @@ class Trainer:
 
         # One encoder pass (or a disk-cache hit) for every training caption plus the preview prompts.
         self.preview = preview_prompts(self.dataset)
-        table = encode_captions_cached(model_cfg.text_encoder, self.dataset.captions + self.preview, "data/cache")
+        table = encode_captions_cached(model_cfg.text_encoder, self.dataset.captions + self.preview, cfg.cache_dir)
         if table.shape[1] != model_cfg.text_dim:
             raise ValueError(f"text encoder gives {table.shape[1]}-d embeddings, config says "
                              f"text_dim={model_cfg.text_dim}")
@@ -138,8 +138,14 @@ class Trainer:
             real = real.contiguous(memory_format=torch.channels_last)
         return real, self.text_table[idx_t.to(self.device)], self.text_table[wrong.to(self.device)]
 
-    def _noise(self, b: int) -> torch.Tensor:
-        return torch.randn(b, self.model_cfg.z_dim, generator=self.torch_rng).to(self.device)
+    def _noise(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, eps) for b images, from the run's own generator (not the global RNG)."""
+        z = torch.randn(b, self.model_cfg.z_dim, generator=self.torch_rng)
+        eps = torch.randn(b, self.model_cfg.cond_dim, generator=self.torch_rng)
+        return z.to(self.device), eps.to(self.device)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.cfg.augment, self.torch_rng)
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -148,12 +154,13 @@ class Trainer:
         stats: dict[str, float] = {}
 
         # --- discriminator
+        z, eps = self._noise(b)
         with torch.no_grad(), self._autocast():
-            fake, _ = self.G(self._noise(b), text)
+            fake, _ = self.G(z, text, eps=eps)
         do_r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
-        real_aug = diff_augment(real, cfg.augment).detach().requires_grad_(do_r1)
+        real_aug = self._augment(real).detach().requires_grad_(do_r1)
         with self._autocast():
-            feats = self.D.features(torch.cat([real_aug, diff_augment(fake.float(), cfg.augment)]))
+            feats = self.D.features(torch.cat([real_aug, self._augment(fake.float())]))
             f_real, f_fake = feats[:b], feats[b:]
             r_real, m_true = self.D.heads(f_real, text)
             _, m_wrong = self.D.heads(f_real, text_wrong)
@@ -173,8 +180,9 @@ class Trainer:
 
         # --- generator
         with self._autocast():
-            fake, kl = self.G(self._noise(b), text)
-            r, m = self.D(diff_augment(fake.float(), cfg.augment), text)
+            z, eps = self._noise(b)
+            fake, kl = self.G(z, text, eps=eps)
+            r, m = self.D(self._augment(fake.float()), text)
         loss_g_real = losses.g_realism_loss(r.float())
         loss_g_match = losses.g_match_loss(m.float())
         loss_g = loss_g_real + cfg.match_weight * loss_g_match + cfg.kl_weight * kl.float()

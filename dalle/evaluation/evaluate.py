@@ -1,0 +1,516 @@
+"""`python -m dalle evaluate CHECKPOINT`: measure a checkpoint and write CHECKPOINT/metrics.json.
+
+The dataset is read from the checkpoint's config.json ("shapes" or "emoji"):
+
+* shapes: analytic compositional accuracy (`shapes_checker`) on seen and held-out prompts,
+  with the same checker on real renders of the same scenes as the ceiling; pixel-space diversity.
+* emoji: R-precision, FID/KID, memorisation and diversity in the feature space of the shipped
+  evaluator (`checkpoints/evaluator`), each with a reference value measured on real images.
+* both: discriminator AUROCs (match: true vs mismatched caption on real images; realism:
+  real vs generated) and a truncation sweep (table rows + truncation.png).
+
+Every number is measured in the run; docs/evaluation.md defines each one.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import CheckpointError, read_config
+from ..data.shapes import DEFAULT_HOLDOUT, render
+from ..images import tensor_to_uint8, uint8_to_tensor
+from ..pipeline import TextToImagePipeline, seed_latents
+from . import shapes_checker as sc
+from .metrics_io import write_metrics
+from .stats import auroc, draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
+
+METRICS_FORMAT = 1
+EVALUATION_VERSION = "1"
+PSIS = (0.0, 0.3, 0.5, 0.7, 1.0)
+DEFAULT_NUM_SAMPLES = {"shapes": 1000, "emoji": 1000}
+MEMORISATION_THRESHOLD = 0.95
+R_PRECISION_DISTRACTORS = 99
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def default_evaluator_dir() -> Path:
+    local = Path("checkpoints/evaluator")
+    return local if (local / "config.json").is_file() else _REPO / "checkpoints" / "evaluator"
+
+
+# ---------------------------------------------------------------------- generation
+class Generated:
+    """Images for (prompt, seed) pairs at one truncation, memoised so the sweep can reuse main images."""
+
+    def __init__(self, pipe: TextToImagePipeline, batch_size: int = 64):
+        self.pipe, self.batch_size = pipe, batch_size
+        self._memo: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    @torch.inference_mode()
+    def __call__(self, prompts: list[str], seeds: list[int], psi: float):
+        """-> pixels uint8 [N, R, R, 3], realism [N], match [N]; sample i = (prompts[i], seeds[i])."""
+        key = (tuple(prompts), tuple(seeds), float(psi))
+        if key in self._memo:
+            return self._memo[key]
+        pipe, cfg = self.pipe, self.pipe.model_config
+        unique = list(dict.fromkeys(prompts))
+        where = {p: i for i, p in enumerate(unique)}
+        text_u = pipe.encode(unique)
+        centers_u = pipe.conditional_centers(unique, text_u) if psi != 1.0 else None
+        idx = torch.tensor([where[p] for p in prompts], dtype=torch.long)
+        z, eps = seed_latents(seeds, cfg.z_dim, cfg.cond_dim)
+        pix, real, match = [], [], []
+        for k in range(0, len(prompts), self.batch_size):
+            i = idx[k:k + self.batch_size].to(pipe.device)
+            t = text_u[i]
+            imgs = pipe.synthesize(t, z[k:k + self.batch_size], eps[k:k + self.batch_size], psi,
+                                   None if centers_u is None else centers_u[i])
+            r, m = pipe.score_tensor(imgs, t)
+            pix.append(tensor_to_uint8(imgs))
+            real.append(r)
+            match.append(m)
+        out = (np.concatenate(pix), np.concatenate(real), np.concatenate(match))
+        self._memo[key] = out
+        return out
+
+
+def score_real(pipe: TextToImagePipeline, images: np.ndarray, prompts: list[str], batch_size: int = 128):
+    """Discriminator (realism, match) probabilities for real uint8 images with the given prompts."""
+    text = pipe.encode(prompts)
+    real, match = [], []
+    for k in range(0, len(images), batch_size):
+        r, m = pipe.score_tensor(uint8_to_tensor(images[k:k + batch_size], pipe.device), text[k:k + batch_size])
+        real.append(r)
+        match.append(m)
+    return np.concatenate(real), np.concatenate(match)
+
+
+def _mismatch(captions: list[str], rng: random.Random) -> list[str]:
+    """For each caption, a caption of another item that differs from it as text."""
+    out = []
+    n = len(captions)
+    for i, c in enumerate(captions):
+        for _ in range(100):
+            other = captions[rng.randrange(n)]
+            if other != c:
+                break
+        else:
+            raise ValueError("cannot build mismatched captions: all captions are the same")
+        out.append(other)
+    return out
+
+
+def _seeds(base: int, n: int) -> list[int]:
+    return [base + i for i in range(n)]
+
+
+# ---------------------------------------------------------------------- shapes
+def _pixel_diversity(images: np.ndarray, k: int) -> float:
+    """images [P*k, R, R, 3] grouped by prompt -> mean over prompts of mean pairwise RMS distance in [0, 1] units."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div(255.0)
+    groups = x.reshape(-1, k, x[0].numel())
+    d = [mean_pairwise_distance(g) / np.sqrt(g.shape[1]) for g in groups]  # L2 / sqrt(D) = RMS
+    return float(np.mean(d))
+
+
+def _shapes_alignment(images: np.ndarray, scenes: list) -> dict:
+    groups: dict[str, list] = {}
+    for img, s in zip(images, scenes):
+        groups.setdefault(s.kind, []).append(sc.check(img, s.caption))
+    return {kind: sc.summarize(js) for kind, js in sorted(groups.items())}
+
+
+def _acc(summary: dict, kind: str, key: str):
+    return (summary.get(kind) or {}).get(key, {}).get("accuracy")
+
+
+def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, seed: int, psi: float,
+                    sweep: bool, log) -> dict:
+    res = pipe.model_config.resolution
+    holdout = tuple(tuple(h) for h in (config.get("dataset") or {}).get("holdout", DEFAULT_HOLDOUT))
+    seen = sc.seen_scenes(num_samples, seed, holdout)
+    n_held = max(len(holdout), num_samples // 4) if holdout else 0
+    held = sc.heldout_scenes(n_held, seed, holdout) if holdout else []
+    gen = Generated(pipe)
+    base = seed * 1_000_000
+    seen_seeds, held_seeds = _seeds(base, len(seen)), _seeds(base + 200_000, len(held))
+
+    log(f"shapes: generating {len(seen)} seen + {len(held)} held-out images at psi={psi}")
+    g_seen, r_seen, _ = gen([s.caption for s in seen], seen_seeds, psi)
+    out: dict = {"prompts": {"seen": len(seen), "heldout": len(held), "heldout_pairs": [list(h) for h in holdout],
+                             "seen_source": f"dalle.data.shapes.sample_scene with random.Random({seed})",
+                             "heldout_source": "single-object captions of the held-out colour/shape pairs, "
+                                               "size and position always stated"}}
+    real_seen = np.stack([render(s.shapes, res) for s in seen])
+    alignment = {"generated": {"seen": _shapes_alignment(g_seen, seen)},
+                 "ceiling_real": {"seen": _shapes_alignment(real_seen, seen)}}
+    g_all, r_gen_all, real_all = g_seen, r_seen, real_seen
+    if held:
+        g_held, r_held, _ = gen([s.caption for s in held], held_seeds, psi)
+        real_held = np.stack([render(s.shapes, res) for s in held])
+        alignment["generated"]["heldout"] = _shapes_alignment(g_held, held)
+        alignment["ceiling_real"]["heldout"] = _shapes_alignment(real_held, held)
+        g_all, r_gen_all = np.concatenate([g_seen, g_held]), np.concatenate([r_seen, r_held])
+        real_all = np.concatenate([real_seen, real_held])
+    gen_a, real_a = alignment["generated"], alignment["ceiling_real"]
+    headline = {
+        "seen_colour_shape_position": _acc(gen_a["seen"], "single", "colour_shape_position"),
+        "heldout_colour_shape_position": _acc(gen_a.get("heldout", {}), "single", "colour_shape_position"),
+        "ceiling_seen_colour_shape_position": _acc(real_a["seen"], "single", "colour_shape_position"),
+        "ceiling_heldout_colour_shape_position": _acc(real_a.get("heldout", {}), "single", "colour_shape_position"),
+    }
+    checks = [j for kind in real_a.values() for s in kind.values() for k, j in s.items() if isinstance(j, dict)]
+    num = sum(j["accuracy"] * j["n"] for j in checks if j["accuracy"] is not None)
+    den = sum(j["n"] for j in checks if j["accuracy"] is not None)
+    alignment["ceiling_all_judgements"] = num / den if den else None
+    alignment["headline"] = headline
+    out["alignment"] = alignment
+
+    # Diversity: same prompt, several seeds, pixel space.
+    n_div = min(32, max(2, num_samples // 16))
+    k_div = 8
+    div_prompts = [s.caption for s in seen[:n_div]]
+    div_seeds_one = _seeds(base + 500_000, k_div)
+    div_prompt_list = [p for p in div_prompts for _ in range(k_div)]
+    div_seed_list = div_seeds_one * n_div
+    g_div, _, _ = gen(div_prompt_list, div_seed_list, psi)
+    rng = random.Random(seed + 99)
+    real_div = np.stack([render(sc.scene_for_spec(sc.parse_caption(p), rng), res) for p in div_prompt_list])
+    out["diversity"] = {
+        "space": "pixels: RMS difference of RGB values scaled to [0, 1]",
+        "definition": "mean over prompts of the mean pairwise RMS pixel distance between the images of one prompt",
+        "generated": _pixel_diversity(g_div, k_div),
+        "real": _pixel_diversity(real_div, k_div),
+        "real_definition": "same, over fresh real renders of each caption (unstated size/position, jitter and "
+                           "pair/count placements drawn as the training sampler draws them)",
+        "prompts": n_div, "seeds_per_prompt": k_div,
+    }
+
+    # Discriminator usefulness.
+    rng = random.Random(seed + 5)
+    captions = [s.caption for s in seen]
+    _, m_true = score_real(pipe, real_seen, captions)
+    _, m_wrong = score_real(pipe, real_seen, _mismatch(captions, rng))
+    r_real, _ = score_real(pipe, real_all, [s.caption for s in seen + held])
+    out["discriminator"] = _disc_block(m_true, m_wrong, r_real, r_gen_all, psi)
+
+    if sweep:
+        singles = [i for i, s in enumerate(seen) if s.kind == "single" and sc.parse_caption(s.caption).cell]
+        singles = singles[:min(len(singles), 256)]
+        held_sub = list(range(min(len(held), 96)))
+        rows = []
+        for p in PSIS:
+            t0 = time.time()
+            imgs, rr, _ = gen([seen[i].caption for i in singles], [seen_seeds[i] for i in singles], p)
+            acc = [sc.check(im, seen[i].caption)["colour_shape_position"] for im, i in zip(imgs, singles)]
+            row = {"psi": p, "alignment_seen": float(np.mean(acc)) if acc else None, "n_seen": len(acc)}
+            if held_sub:
+                himgs, _, _ = gen([held[i].caption for i in held_sub], [held_seeds[i] for i in held_sub], p)
+                hacc = [sc.check(im, held[i].caption)["colour_shape_position"] for im, i in zip(himgs, held_sub)]
+                row.update(alignment_heldout=float(np.mean(hacc)), n_heldout=len(hacc))
+            g_d, _, _ = gen(div_prompt_list, div_seed_list, p)
+            row["diversity"] = _pixel_diversity(g_d, k_div)
+            row["mean_realism"] = float(np.mean(rr)) if len(rr) else None
+            rows.append(row)
+            log(f"  psi={p}: alignment {row['alignment_seen']}, diversity {row['diversity']:.4f} "
+                f"({time.time() - t0:.0f}s)")
+        out["truncation_sweep"] = {
+            "alignment": "colour+shape+position accuracy of single-object prompts that state a position "
+                         "(analytic checker)",
+            "diversity": out["diversity"]["space"] + "; " + out["diversity"]["definition"],
+            "reference": {"alignment_seen": headline["ceiling_seen_colour_shape_position"],
+                          "alignment_heldout": headline["ceiling_heldout_colour_shape_position"],
+                          "diversity": out["diversity"]["real"]},
+            "rows": rows}
+    return out
+
+
+def _disc_block(m_true, m_wrong, r_real, r_gen, psi) -> dict:
+    return {
+        "match_auroc": auroc(m_true, m_wrong),
+        "match_auroc_definition": "real images scored with their own caption (positives) vs with another "
+                                  "item's caption (negatives)",
+        "realism_auroc": auroc(r_real, r_gen),
+        "realism_auroc_definition": f"real images (positives) vs generated images at psi={psi} (negatives)",
+        "mean_match_true": float(np.mean(m_true)), "mean_match_mismatched": float(np.mean(m_wrong)),
+        "mean_realism_real": float(np.mean(r_real)), "mean_realism_generated": float(np.mean(r_gen)),
+        "n_match": int(len(m_true)), "n_real": int(len(r_real)), "n_generated": int(len(r_gen)),
+    }
+
+
+# ---------------------------------------------------------------------- emoji
+def _fid_kid(evaluator, real_feats: torch.Tensor, fakes: dict[str, torch.Tensor], subset_size: int, seed: int) -> dict:
+    """FID and KID (torchmetrics, evaluator feature space) of each fake set against `real_feats`.
+
+    Real features are embedded once and kept across resets (reset_real_features=False). Fake sets
+    are uint8 images [N, 3, H, W] (embedded by the metric's feature module) or precomputed
+    embeddings [N, D] (passed through by `EvaluatorFeatures`).
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from .evaluator import EvaluatorFeatures
+
+    feat = EvaluatorFeatures(evaluator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fid = FrechetInceptionDistance(feature=feat, reset_real_features=False, normalize=False)
+        kid = KernelInceptionDistance(feature=feat, reset_real_features=False, normalize=False, subsets=50,
+                                      subset_size=subset_size)
+    fid.update(real_feats, real=True)
+    kid.update(real_feats, real=True)
+    out = {}
+    for name, fake in fakes.items():
+        fid.reset()
+        kid.reset()
+        for k in range(0, len(fake), 256):
+            fid.update(fake[k:k + 256], real=False)
+            kid.update(fake[k:k + 256], real=False)
+        torch.manual_seed(seed)  # KID draws random subsets
+        kid_mean, kid_std = kid.compute()
+        out[name] = {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std),
+                     "n": int(len(fake))}
+    return out
+
+
+def _nn_cosine(query: torch.Tensor, bank: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+    """Max cosine of each query row against the bank (rows L2-normalised); exclude[i] = bank row to skip."""
+    sims = query @ bank.t()
+    if exclude is not None:
+        sims[torch.arange(len(query)), torch.as_tensor(exclude)] = -2.0
+    return sims.max(dim=1).values
+
+
+def _feature_diversity(emb: torch.Tensor, k: int) -> float:
+    groups = emb.reshape(-1, k, emb.shape[-1])
+    return float(np.mean([mean_pairwise_distance(g) for g in groups]))
+
+
+def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, seed: int, psi: float, sweep: bool,
+                   evaluator, data, cache_dir: str | Path, log) -> dict:
+    from ..text_encoder import encode_captions_cached
+
+    ds = data.data
+    res = pipe.model_config.resolution
+    enc = pipe.text_encoder if pipe.text_encoder.name == evaluator.text_encoder_name else None
+    table = encode_captions_cached(evaluator.text_encoder_name, ds.captions, Path(cache_dir), encoder=enc)
+    text_emb = evaluator.embed_text(table)  # [C, E]
+    log(f"emoji: embedding {len(ds)} real images with the evaluator")
+    real_emb = evaluator.embed_uint8(ds.images)  # [N, E]
+    labels = data.labels
+    n = len(ds)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    half_a, half_b = np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+    num_samples = min(num_samples, len(half_a))
+    chosen = np.sort(rng.choice(half_a, size=num_samples, replace=False))  # prompt images, from half A
+    prompts = [ds.captions[data.canonical[i]] for i in chosen]
+    base = seed * 1_000_000
+    seeds = _seeds(base, num_samples)
+    gen = Generated(pipe)
+    log(f"emoji: generating {num_samples} images at psi={psi}")
+    g_pix, g_real, _ = gen(prompts, seeds, psi)
+    g_emb = evaluator.embed_uint8(g_pix)
+
+    # R-precision (paired: the same distractors for generated and real images).
+    pool_caps = torch.as_tensor(data.canonical)
+    distractors = draw_distractors([labels[i] for i in chosen], labels, R_PRECISION_DISTRACTORS, seed)
+    true_t = text_emb[[data.canonical[i] for i in chosen]]
+    pool_t = text_emb[pool_caps]
+    hits_gen = r_precision_hits(g_emb, true_t, pool_t, distractors)
+    hits_real = r_precision_hits(real_emb[chosen], true_t, pool_t, distractors)
+    out: dict = {"prompts": {"n": num_samples, "caption": "canonical 'label, style style'",
+                             "source": f"random images of half A of a seeded split (seed {seed})"}}
+    out["r_precision"] = {"generated": mean_and_ci(hits_gen), "real_ceiling": mean_and_ci(hits_real),
+                          "distractors": R_PRECISION_DISTRACTORS,
+                          "definition": "share of images whose true caption has the highest evaluator cosine "
+                                        "among itself and 99 canonical captions of images with other labels"}
+
+    # FID / KID against half B; floors with real images of the same size / the other half.
+    subset = int(min(500, num_samples, len(half_b), len(half_a)))
+    fakes = {"generated": torch.from_numpy(g_pix).permute(0, 3, 1, 2).contiguous(),
+             "floor_matched": real_emb[chosen], "floor_halves": real_emb[half_a]}
+    log("emoji: FID/KID")
+    fk = _fid_kid(evaluator, real_emb[half_b], fakes, subset, seed)
+    out["fid"] = {"generated": fk["generated"]["fid"], "floor_matched": fk["floor_matched"]["fid"],
+                  "floor_halves": fk["floor_halves"]["fid"], "n_generated": num_samples,
+                  "n_reference": int(len(half_b)), "n_floor_halves": int(len(half_a)),
+                  "space": f"evaluator image embedding ({evaluator.arch.embed_dim}-d, L2-normalised)"}
+    out["kid"] = {name: {"mean": v["kid"], "std": v["kid_std"]} for name, v in fk.items()}
+    out["kid"].update(subsets=50, subset_size=subset, kernel="polynomial degree 3, gamma 1/d, coef 1")
+    out["inception_fid"] = ("unavailable: no local Inception weights (torch-fidelity is not installed); "
+                            "nothing is downloaded")
+
+    # Memorisation: nearest real image in evaluator space.
+    nn_gen = _nn_cosine(g_emb, real_emb)
+    nn_real = _nn_cosine(real_emb[chosen], real_emb, exclude=chosen)
+    out["memorisation"] = {
+        "threshold": MEMORISATION_THRESHOLD,
+        "generated_share": float((nn_gen >= MEMORISATION_THRESHOLD).float().mean()),
+        "generated_mean_nn_cosine": float(nn_gen.mean()),
+        "real_reference_share": float((nn_real >= MEMORISATION_THRESHOLD).float().mean()),
+        "real_reference_mean_nn_cosine": float(nn_real.mean()),
+        "definition": "share of generated images whose nearest real (training) image has evaluator cosine >= "
+                      "threshold; reference: the same for the real prompt images against all *other* real images",
+    }
+
+    # Diversity: bare-label prompts (whose real images are both styles), several seeds each.
+    by_label: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(lab, []).append(i)
+    two = sorted(lab for lab, idx in by_label.items() if len(idx) == 2)
+    n_div = min(64, max(2, num_samples // 16), len(two))
+    div_labels = [two[i] for i in np.random.default_rng(seed + 1).choice(len(two), size=n_div, replace=False)]
+    k_div = 4
+    div_prompts = [lab for lab in div_labels for _ in range(k_div)]
+    div_seeds = _seeds(base + 500_000, k_div) * n_div
+    g_div, _, _ = gen(div_prompts, div_seeds, psi)
+    real_pairs = torch.stack([real_emb[by_label[lab]] for lab in div_labels])  # [D, 2, E]
+    out["diversity"] = {
+        "space": "evaluator image embedding (L2-normalised); distance = Euclidean = sqrt(2 - 2 cos)",
+        "definition": f"mean over {n_div} bare-label prompts of the mean pairwise distance between the "
+                      f"{k_div} images generated from one prompt (different seeds)",
+        "generated": _feature_diversity(evaluator.embed_uint8(g_div), k_div),
+        "real": float((real_pairs[:, 0] - real_pairs[:, 1]).norm(dim=-1).mean()),
+        "real_definition": "mean distance between the two real images of each of the same labels "
+                           "(google and twitter style), i.e. the spread of the real images that carry that caption",
+        "prompts": n_div, "seeds_per_prompt": k_div,
+    }
+
+    # Discriminator usefulness.
+    wrong = [ds.captions[data.canonical[int(dis[0])]] for dis in distractors]  # another label's caption
+    real_imgs = ds.images[chosen]
+    r_real, m_true = score_real(pipe, real_imgs, prompts)
+    _, m_wrong = score_real(pipe, real_imgs, wrong)
+    out["discriminator"] = _disc_block(m_true, m_wrong, r_real, g_real, psi)
+
+    if sweep:
+        n_sw = min(num_samples, 256)
+        rows = []
+        sw_floor = _fid_kid(evaluator, real_emb[half_b], {"floor": real_emb[chosen[:n_sw]]},
+                            min(subset, n_sw), seed)["floor"]["fid"]
+        for p in PSIS:
+            t0 = time.time()
+            pix, rr, _ = gen(prompts[:n_sw], seeds[:n_sw], p)
+            emb = evaluator.embed_uint8(pix)
+            hits = r_precision_hits(emb, true_t[:n_sw], pool_t, distractors[:n_sw])
+            fid = _fid_kid(evaluator, real_emb[half_b], {"g": emb}, min(subset, n_sw), seed)["g"]["fid"]
+            d_pix, _, _ = gen(div_prompts, div_seeds, p)
+            row = {"psi": p, "alignment": float(hits.mean()), "fid": fid,
+                   "diversity": _feature_diversity(evaluator.embed_uint8(d_pix), k_div),
+                   "mean_realism": float(np.mean(rr)), "n": n_sw}
+            rows.append(row)
+            log(f"  psi={p}: R-precision {row['alignment']:.3f}, FID {fid:.4f}, diversity {row['diversity']:.3f} "
+                f"({time.time() - t0:.0f}s)")
+        out["truncation_sweep"] = {
+            "alignment": "R-precision (evaluator, 99 distractors)",
+            "diversity": out["diversity"]["space"] + "; " + out["diversity"]["definition"],
+            "fid": f"evaluator-space FID of {n_sw} images vs half B ({len(half_b)} real images)",
+            "reference": {"alignment": float(hits_real[:n_sw].mean()), "diversity": out["diversity"]["real"],
+                          "fid_floor": sw_floor},
+            "rows": rows}
+    return out
+
+
+# ---------------------------------------------------------------------- entry point
+def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, seed: int = 0,
+                        out: str | Path | None = None, truncation: float = 1.0,
+                        evaluator_dir: str | Path | None = None, data_root: str | Path = "data",
+                        sweep: bool = True, plot: bool = True, threads: int = 1, log=print) -> dict:
+    """Evaluate a checkpoint folder; write metrics.json (default CHECKPOINT/metrics.json) and truncation.png.
+
+    Raises CheckpointError / FileNotFoundError / ValueError with one-line messages.
+    """
+    start = time.time()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    checkpoint = Path(checkpoint)
+    config = read_config(checkpoint)
+    dataset = (config.get("dataset") or {}).get("name")
+    if dataset not in ("shapes", "emoji"):
+        raise ValueError(f"{checkpoint / 'config.json'}: dataset {dataset!r} has no evaluation "
+                         "(only 'shapes' and 'emoji')")
+    if num_samples is None:
+        num_samples = DEFAULT_NUM_SAMPLES[dataset]
+    if num_samples < 2:
+        raise ValueError("--num-samples must be at least 2")
+    evaluator = data = None
+    if dataset == "emoji":  # fail early, before the models are loaded
+        from .emoji_data import load_emoji_eval
+        from .evaluator import load_evaluator
+
+        evaluator = load_evaluator(evaluator_dir or default_evaluator_dir())
+        data = load_emoji_eval(data_root, int(config["model"]["resolution"]))
+
+    pipe = TextToImagePipeline.from_pretrained(checkpoint, device="cpu")
+    if dataset == "shapes":
+        results = evaluate_shapes(pipe, config, num_samples, seed, truncation, sweep, log)
+        evaluator_info = {"kind": "analytic shapes checker (no learned judge)", "version": EVALUATION_VERSION,
+                          "color_threshold": sc.COLOR_THRESHOLD, "min_area": sc.MIN_AREA}
+    else:
+        from .evaluator import evaluator_id
+
+        results = evaluate_emoji(pipe, config, num_samples, seed, truncation, sweep, evaluator, data,
+                                 Path(data_root) / "cache", log)
+        evaluator_info = evaluator_id(evaluator)
+    metrics = {
+        "kind": "metrics",
+        "format_version": METRICS_FORMAT,
+        "dataset": dataset,
+        "checkpoint": {"path": str(checkpoint), "name": config.get("name", checkpoint.name),
+                       "step": config.get("step"), "images_seen": config.get("images_seen"),
+                       "resolution": config["model"]["resolution"], "text_encoder": config["model"]["text_encoder"]},
+        "run": {"num_samples": num_samples, "seed": seed, "truncation": truncation,
+                "truncation_sweep": list(PSIS) if sweep else [],
+                "evaluation_version": EVALUATION_VERSION, "torch": torch.__version__,
+                "threads": torch.get_num_threads(), "device": f"CPU ({platform.machine()})",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "evaluator": evaluator_info,
+        "measured": MEASURED[dataset],
+        **results,
+    }
+    metrics["run"]["wall_time_s"] = round(time.time() - start, 1)
+    path = Path(out) if out is not None else checkpoint / "metrics.json"
+    write_metrics(path, metrics)
+    if plot and sweep:
+        from .report import plot_truncation
+
+        plot_truncation(metrics, path.with_name("truncation.png"))
+    metrics["run"]["wall_time_s"] = round(time.time() - start, 1)
+    write_metrics(path, metrics)  # again, with the plotting time included
+    return metrics
+
+
+MEASURED = {
+    "shapes": {
+        "alignment": "analytic compositional accuracy of generated images (one image per prompt) for seen prompts "
+                     "(training sampler, fixed seed) and held-out colour/shape pairs; ceiling_real: the same "
+                     "checker on real renders of the same scenes",
+        "diversity": "mean pairwise RMS pixel distance across seeds of one prompt, vs fresh real renders",
+        "discriminator": "AUROC of the match score (true vs mismatched captions on real renders) and of the "
+                         "realism score (real renders vs generated images)",
+        "truncation_sweep": "alignment (colour+shape+position), pixel diversity and mean realism at each psi",
+    },
+    "emoji": {
+        "r_precision": "top-1 retrieval of the true canonical caption among 100 (evaluator cosine); "
+                       "real_ceiling: the real images of the same prompts",
+        "fid": "torchmetrics FID in evaluator feature space vs half B of the real data; floors: real images",
+        "kid": "torchmetrics KID in evaluator feature space, same sets as FID",
+        "memorisation": "share of generated images with a real image at evaluator cosine >= threshold",
+        "diversity": "mean pairwise evaluator-space distance across seeds of a bare-label prompt, vs the "
+                     "distance between the label's two real styles",
+        "discriminator": "AUROC of the match score (true vs mismatched captions on real images) and of the "
+                         "realism score (real vs generated images)",
+        "truncation_sweep": "R-precision, evaluator FID, diversity and mean realism at each psi",
+    },
+}
+
+
+__all__ = ["evaluate_checkpoint", "CheckpointError"]

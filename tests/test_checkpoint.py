@@ -1,0 +1,90 @@
+import json
+import os
+
+import pytest
+import torch
+
+from dalle.checkpoint import CheckpointError, load_into, read_config, save_checkpoint, save_tensors, load_tensors
+from dalle.config import FORMAT_VERSION, ModelConfig
+from dalle.discriminator import Discriminator
+from dalle.generator import Generator
+
+CFG = ModelConfig(resolution=32, channel_base=128, d_channel_base=128, z_dim=8, cond_dim=8, w_dim=32,
+                  mapping_layers=2, embed_dim=32)
+
+
+@pytest.fixture()
+def ckpt(tmp_path):
+    torch.manual_seed(0)
+    g, d = Generator(CFG), Discriminator(CFG)
+    path = save_checkpoint(tmp_path / "ck", {"model": CFG.to_dict(), "name": "ck", "step": 7, "images_seen": 56,
+                                             "dataset": {"name": "shapes"}}, g, d, {"samples.png": b"x"})
+    return path, g, d
+
+
+def test_round_trip(ckpt):
+    path, g, d = ckpt
+    cfg = read_config(path)
+    assert cfg["format_version"] == FORMAT_VERSION and cfg["step"] == 7
+    assert sorted(os.listdir(path)) == ["config.json", "discriminator.safetensors", "generator.safetensors",
+                                        "samples.png"]
+    g2, d2 = Generator(CFG), Discriminator(CFG)
+    load_into(g2, path, "generator")
+    load_into(d2, path, "discriminator")
+    for a, b in zip(g.state_dict().values(), g2.state_dict().values()):
+        assert torch.allclose(a.half().float(), b)  # shipped in fp16
+    assert not list(path.parent.glob(".ck.tmp-*"))  # no temp folders left behind
+
+
+def test_sharding_keeps_files_small(tmp_path):
+    tensors = {f"t{i}": torch.randn(1000) for i in range(10)}
+    names = save_tensors(tensors, tmp_path, "big", max_bytes=10_000)
+    assert len(names) > 1 and all((tmp_path / n).stat().st_size < 12_000 for n in names)
+    back = load_tensors(tmp_path, "big")
+    assert all(torch.equal(back[k], v) for k, v in tensors.items())
+
+
+def test_truncated_file_is_refused_with_its_name(ckpt):
+    path = ckpt[0] / "generator.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="generator.safetensors: corrupt or truncated"):
+        load_into(Generator(CFG), ckpt[0], "generator")
+
+
+def test_wrong_shapes_are_refused(ckpt):
+    other = ModelConfig(**{**CFG.to_dict(), "w_dim": 48})
+    with pytest.raises(CheckpointError, match="generator.safetensors: tensor .* has shape"):
+        load_into(Generator(other), ckpt[0], "generator")
+
+
+def test_missing_config(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        read_config(tmp_path / "x")
+
+
+def test_bad_json_and_newer_format(ckpt):
+    path = ckpt[0] / "config.json"
+    cfg = json.loads(path.read_text())
+    path.write_text(json.dumps({**cfg, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(CheckpointError, match="newer than this library"):
+        read_config(ckpt[0])
+    path.write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        read_config(ckpt[0])
+
+
+def test_pickle_files_are_refused(ckpt):
+    from dalle.pipeline import TextToImagePipeline
+
+    (ckpt[0] / "generator.pt").write_bytes(b"\x80\x04")
+    with pytest.raises(CheckpointError, match="generator.pt: pickle-based files are refused"):
+        TextToImagePipeline.from_pretrained(ckpt[0], device="cpu")
+
+
+def test_error_messages_are_one_line(ckpt):
+    (ckpt[0] / "discriminator.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError) as e:
+        load_into(Discriminator(CFG), ckpt[0], "discriminator")
+    assert "\n" not in str(e.value)

@@ -1,0 +1,75 @@
+import random
+
+import numpy as np
+import pytest
+
+from dalle.data import shapes
+
+
+def test_palette_and_cells_are_as_specified():
+    assert shapes.COLORS["red"] == (220, 30, 30)
+    assert shapes.COLORS["cyan"] == (20, 190, 210)
+    assert len(shapes.CELLS) == 9 and shapes.CELLS["top left"] == pytest.approx((1 / 6, 1 / 6))
+    assert shapes.SIZES == {"small": 0.2, "large": 0.4}
+
+
+@pytest.mark.parametrize("res", [32, 64, 128])
+def test_render_places_a_square_exactly(res):
+    img = shapes.render([shapes.Shape("blue", "square", "large", "center")], res)
+    assert img.shape == (res, res, 3) and img.dtype == np.uint8
+    blue = np.all(np.abs(img.astype(int) - shapes.COLORS["blue"]) < 10, axis=-1)
+    ys, xs = np.nonzero(blue)
+    # a large square fills 0.4 of the canvas around the centre
+    assert abs(blue.mean() - 0.16) < 0.03
+    assert abs(xs.mean() / res - 0.5) < 0.02 and abs(ys.mean() / res - 0.5) < 0.02
+    assert tuple(img[0, 0]) == shapes.BACKGROUND
+
+
+def test_triangle_points_up_and_circle_is_round():
+    tri = shapes.render([shapes.Shape("red", "triangle", "large", "center")], 64)
+    mask = np.any(tri < 200, axis=-1)
+    rows = mask.sum(1)
+    top, bottom = np.nonzero(rows)[0][[0, -1]]
+    assert rows[top + 2] < rows[bottom - 2]  # narrow at the top
+    circ = shapes.render([shapes.Shape("red", "circle", "large", "center")], 64)
+    fill = np.any(circ < 200, axis=-1).mean() / 0.16
+    assert abs(fill - np.pi / 4) < 0.06
+
+
+def test_captions_follow_the_grammar():
+    assert shapes.single_caption("red", "circle", "large", "top left") == "a large red circle at the top left"
+    assert shapes.single_caption("blue", "square", "small", "center") == "a small blue square in the center"
+    assert shapes.pair_caption(("red", "circle"), "left of", ("blue", "square")) == "a red circle left of a blue square"
+    assert shapes.pair_caption(("orange", "circle"), "above", ("red", "square")).startswith("an orange")
+    assert shapes.count_caption(3, "black", "square") == "three black squares"
+
+
+def test_sampler_respects_holdout_and_caption_set():
+    rng = random.Random(0)
+    caps = set(shapes.all_captions())
+    held = set(shapes.DEFAULT_HOLDOUT)
+    kinds = set()
+    for _ in range(2000):
+        scene = shapes.sample_scene(rng)
+        kinds.add(scene.kind)
+        assert scene.caption in caps
+        assert not any((s.color, s.shape) in held for s in scene.shapes)
+        cells = [s.cell for s in scene.shapes]
+        assert len(set(cells)) == len(cells)  # distinct cells
+        if scene.kind == "pair":
+            assert shapes.relation_holds(cells[0], scene.relation, cells[1])
+            assert all(s.size == "small" for s in scene.shapes)
+        if scene.kind == "count":
+            assert len(scene.shapes) == scene.meta["count"]
+        for s in scene.shapes:
+            assert abs(s.dx) <= shapes.JITTER and abs(s.dy) <= shapes.JITTER
+    assert kinds == {"single", "pair", "count"}
+    assert not any("purple triangle" in c or "orange circle" in c or "cyan square" in c for c in caps)
+
+
+def test_world_sample_is_reproducible():
+    world = shapes.ShapesWorld(32)
+    a = world.sample(4, random.Random(1))
+    b = world.sample(4, random.Random(1))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert world.describe()["holdout"] == [["purple", "triangle"], ["orange", "circle"], ["cyan", "square"]]
