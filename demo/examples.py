@@ -1,0 +1,62 @@
+"""Curated examples for the Generate tab, each tied to the checkpoint that draws it best.
+
+Prompts are captions (or close paraphrases) of the training worlds; each example reranks
+16 candidates per prompt, so the shown images are the discriminator's favourites.
+An example is offered only when a checkpoint trained on its dataset is available; the
+most trained such checkpoint (highest step) is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registry import CheckpointInfo
+
+
+@dataclass(frozen=True)
+class Example:
+    dataset: str  # matched against config.json's dataset name
+    label: str
+    prompts: tuple[str, ...]
+    seed: int = 0
+    truncation: float = 0.7
+    num_images: int = 4
+    best_of: int = 16
+
+
+EXAMPLES: tuple[Example, ...] = (
+    Example("shapes", "Shapes: position, size, count",
+            ("a large red circle at the top left", "a small blue square in the center", "two green triangles")),
+    Example("shapes", "Shapes: relations",
+            ("a yellow circle left of a blue square", "a black triangle above a green circle",
+             "three red squares"), seed=7, truncation=0.6),
+    Example("emoji", "Emoji: styles",
+            ("red heart", "grinning face, google style", "thumbs up, twitter style")),
+    Example("emoji", "Emoji: objects",
+            ("fire", "red apple", "rocket", "smiling face with sunglasses"), seed=11, truncation=0.6),
+)
+
+
+def best_checkpoint(found: dict[str, CheckpointInfo], dataset: str) -> str | None:
+    """The most trained checkpoint whose dataset name matches (ties: alphabetical)."""
+    matches = [c for c in found.values() if c.dataset.lower() == dataset]
+    if not matches:
+        return None
+    return min(matches, key=lambda c: (-c.step, c.name)).name
+
+
+def default_checkpoint(found: dict[str, CheckpointInfo]) -> str | None:
+    """What the pickers start on: the best shapes checkpoint (the default prompts are shapes), else the first."""
+    return best_checkpoint(found, "shapes") or next(iter(found), None)
+
+
+def curated(found: dict[str, CheckpointInfo]) -> tuple[list[list], list[str]]:
+    """(rows for gr.Examples: [prompts, seed, ψ, images, checkpoint, best of], labels)."""
+    rows, labels = [], []
+    for ex in EXAMPLES:
+        name = best_checkpoint(found, ex.dataset)
+        if name is None:
+            continue
+        rows.append(["\n".join(ex.prompts), ex.seed, ex.truncation, ex.num_images, name, ex.best_of])
+        labels.append(f"{ex.label} · {name}")
+    return rows, labels

@@ -1,0 +1,147 @@
+"""The model card of a checkpoint folder: config facts, metrics.json, README.md, and the
+training curves of log.csv (as long-format DataFrames for `gr.LinePlot`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from .registry import CheckpointInfo
+
+MAX_TEXT_BYTES = 200_000  # README / metrics larger than this are cut
+LOSSES = ["loss_d", "loss_g", "loss_match_d", "loss_match_g"]
+REGULARISERS = ["r1", "kl"]
+ACCURACIES = ["d_real_acc", "match_acc"]
+PLOT_COLUMNS = ["step", "series", "value"]
+
+
+@dataclass
+class ModelCard:
+    name: str
+    config: dict[str, Any]
+    summary: str  # Markdown
+    metrics: str  # Markdown
+    readme: str  # Markdown (front matter removed)
+    log: pd.DataFrame  # wide: one row per logged step
+    samples: Image.Image | None
+
+    def curves(self, columns: list[str]) -> pd.DataFrame:
+        """Long format (step, series, value) of the given log columns, NaNs dropped."""
+        cols = [c for c in columns if c in self.log.columns]
+        if self.log.empty or not cols:
+            return pd.DataFrame(columns=PLOT_COLUMNS)
+        long = self.log.melt(id_vars="step", value_vars=cols, var_name="series", value_name="value")
+        return long.dropna()[PLOT_COLUMNS].reset_index(drop=True)
+
+
+def _read_text(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        data = f.read(MAX_TEXT_BYTES + 1)
+    text = data[:MAX_TEXT_BYTES].decode("utf-8", errors="replace")
+    return text + ("\n\n*(cut: file too long)*" if len(data) > MAX_TEXT_BYTES else "")
+
+
+def strip_front_matter(text: str) -> str:
+    return re.sub(r"\A---\s*\n.*?\n---\s*\n", "", text, count=1, flags=re.S)
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """log.csv as numbers (blank cells -> NaN); empty frame if absent or unreadable."""
+    if not path.is_file():
+        return pd.DataFrame(columns=["step"])
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame(columns=["step"])
+    if "step" not in df.columns:
+        return pd.DataFrame(columns=["step"])
+    df = df.apply(pd.to_numeric, errors="coerce")
+    return df.dropna(subset=["step"]).sort_values("step").reset_index(drop=True)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        out: list[tuple[str, Any]] = []
+        for k, v in value.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [(prefix or "value", value)]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (list, tuple)):
+        text = json.dumps(value)
+    else:
+        text = str(value)
+    text = text if len(text) <= 120 else text[:119] + "…"
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[tuple[str, Any]]) -> str:
+    return "| field | value |\n|---|---|\n" + "\n".join(f"| {_cell(k)} | {_cell(v)} |" for k, v in rows)
+
+
+def _short(value: Any) -> str | None:
+    """A compact rendering of a config value, or None when it is too long for a table cell
+    (the full config.json is shown separately)."""
+    if isinstance(value, (str, int, float, bool)):
+        return str(value)
+    if isinstance(value, dict) and len(value) <= 6 and all(isinstance(v, (str, int, float)) for v in value.values()):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    text = json.dumps(value)
+    return text if len(text) <= 100 else None
+
+
+def summary_markdown(info: CheckpointInfo) -> str:
+    cfg = info.config
+    model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
+    compute = cfg.get("training_compute", {}) if isinstance(cfg.get("training_compute"), dict) else {}
+    dataset = cfg.get("dataset")
+    rows: list[tuple[str, Any]] = [("step", f"{info.step:,}"),
+                                   ("images seen", f"{info.images_seen:,} ({info.images_seen / 1000:,.1f} k)")]
+    if compute:
+        hours = float(compute.get("wall_time_s", 0) or 0) / 3600
+        rows.append(("training compute", f"{hours:.2f} h on {compute.get('device', '?')}, "
+                                         f"{compute.get('world_size', 1)} process(es)"))
+    rows += [("resolution", f"{model.get('resolution', '?')} px"), ("text encoder", model.get("text_encoder", "?"))]
+    if isinstance(dataset, dict):
+        for k, v in dataset.items():
+            shown = _short(v)
+            if shown is not None:
+                rows.append(("dataset" if k == "name" else f"dataset {k.replace('_', ' ')}", shown))
+    elif dataset:
+        rows.append(("dataset", dataset))
+    return f"## {info.name}\n\n" + table(rows)
+
+
+def read_card(info: CheckpointInfo) -> ModelCard:
+    folder = info.path
+    metrics_text = _read_text(folder / "metrics.json")
+    if metrics_text is None:
+        metrics = "*No metrics.json in this checkpoint.*"
+    else:
+        try:
+            metrics = "### Metrics\n\n" + table(_flatten(json.loads(metrics_text)))
+        except json.JSONDecodeError as e:
+            metrics = f"*metrics.json is not valid JSON ({e}).*"
+    readme = _read_text(folder / "README.md")
+    samples = None
+    if (folder / "samples.png").is_file():
+        try:
+            with Image.open(folder / "samples.png") as im:
+                samples = im.convert("RGB") if im.width * im.height <= 4096 * 4096 else None
+        except (OSError, Image.DecompressionBombError):
+            samples = None
+    return ModelCard(name=info.name, config=info.config, summary=summary_markdown(info), metrics=metrics,
+                     readme=strip_front_matter(readme) if readme else "*No README.md (model card) in this checkpoint.*",
+                     log=read_log(folder / "log.csv"), samples=samples)

@@ -1,0 +1,122 @@
+"""Post-processing for display: nearest-neighbour upscaling, captions, score tables,
+animations, and a bounded folder for the files users download."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .results import Generation, Interpolation
+
+DISPLAY_TILE = 256  # gallery / animation images are upscaled to about this many pixels
+GRID_TILE = 128  # grid cells are upscaled to about this many pixels
+
+
+def scale_factor(resolution: int, target: int) -> int:
+    return max(1, round(target / max(resolution, 1)))
+
+
+def upscale(image: Image.Image, factor: int) -> Image.Image:
+    """Nearest-neighbour enlargement: a 64px sample stays crisp instead of being blurred."""
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def display_grid(gen: Generation) -> Image.Image:
+    return upscale(gen.grid(), scale_factor(gen.pixels.shape[2], GRID_TILE))
+
+
+def caption(gen: Generation, p: int, n: int) -> str:
+    prompt = gen.prompts[p]
+    short = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+    return (f"{short} · seed {int(gen.seeds[p, n])} · "
+            f"realism {gen.realism[p, n]:.2f} · match {gen.match[p, n]:.2f}")
+
+
+def gallery_items(gen: Generation) -> list[tuple[Image.Image, str]]:
+    """(image, caption) pairs, row-major: prompt by prompt, then column by column."""
+    factor = scale_factor(gen.pixels.shape[2], DISPLAY_TILE)
+    p, n = gen.shape
+    return [(upscale(Image.fromarray(gen.pixels[i, j]), factor), caption(gen, i, j))
+            for i in range(p) for j in range(n)]
+
+
+SCORE_COLUMNS = ["prompt", "seed", "realism", "text match"]
+
+
+def score_table(gen: Generation) -> pd.DataFrame:
+    """One row per image, in gallery order: prompt, seed, realism, text match (3 decimals)."""
+    p, n = gen.shape
+    rows = [(gen.prompts[i], int(gen.seeds[i, j]), round(float(gen.realism[i, j]), 3),
+             round(float(gen.match[i, j]), 3)) for i in range(p) for j in range(n)]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def compare_header(gen: Generation) -> str:
+    return f"### {gen.checkpoint}\nstep {gen.step:,} · {gen.images_seen / 1000:,.1f} k images seen"
+
+
+def compare_footer(gen: Generation) -> str:
+    return (f"mean realism **{float(np.mean(gen.realism)):.3f}** · "
+            f"mean match **{float(np.mean(gen.match)):.3f}**")
+
+
+COMPARE_COLUMNS = ["checkpoint", "step", "images seen", "mean realism", "mean match"]
+
+
+def compare_table(gens: list[Generation]) -> pd.DataFrame:
+    rows = [(g.checkpoint, g.step, g.images_seen, round(float(np.mean(g.realism)), 3),
+             round(float(np.mean(g.match)), 3)) for g in gens]
+    return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+
+
+def animation_gif(walk: Interpolation, frame_ms: int = 120) -> bytes:
+    """An endlessly looping GIF that walks A -> B -> A (ping-pong, so the loop has no jump)."""
+    factor = scale_factor(walk.frames.shape[1], DISPLAY_TILE)
+    frames = [upscale(Image.fromarray(f), factor) for f in walk.frames]
+    loop = frames + frames[-2:0:-1]
+    buf = io.BytesIO()
+    loop[0].save(buf, format="GIF", save_all=True, append_images=loop[1:], duration=frame_ms,
+                 loop=0, disposal=1, optimize=False)
+    return buf.getvalue()
+
+
+def display_strip(walk: Interpolation) -> Image.Image:
+    return upscale(walk.strip(), scale_factor(walk.frames.shape[1], GRID_TILE))
+
+
+class OutputFolder:
+    """A private temporary folder for download files, keeping only the newest `keep` files.
+
+    Gradio copies returned files into its own cache, so older ones can go.
+    """
+
+    def __init__(self, keep: int = 64):
+        self._dir = tempfile.TemporaryDirectory(prefix="dalle-demo-")
+        self.path = Path(self._dir.name)
+        self.keep = keep
+
+    def write(self, stem: str, suffix: str, data: bytes) -> str:
+        """Write `data` as `<stem>-<hash>.<suffix>` and return the path (same bytes, same name)."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80]
+        path = self.path / f"{safe}-{hashlib.sha256(data).hexdigest()[:10]}.{suffix}"
+        path.write_bytes(data)
+        files = sorted(self.path.iterdir(), key=_mtime)
+        for old in files[:-self.keep]:
+            old.unlink(missing_ok=True)
+        return str(path)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile
+        return 0

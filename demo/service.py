@@ -1,0 +1,293 @@
+"""The model service: input validation, checkpoint loading (bounded LRU) and generation.
+
+Everything the UI or the API sends arrives here unparsed (the Gradio events run with
+`preprocess=False`), so the checks below are the only gate: each raises `InputError`,
+a `ValueError` subclass whose message is written for the person who sent the input.
+The layout turns these into `gr.Error`.
+
+Seeds become latents inside the pipeline (one generator per seed, so a seed gives the same
+image whatever else is in the batch); prompt embeddings and truncation centres are cached
+by the pipeline and its text encoder; this module adds only the pipeline LRU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dalle.checkpoint import CheckpointError, model_config, read_config
+from dalle.pipeline import PipelineOutput, TextToImagePipeline, pick_device
+from dalle.text_encoder import TextEncoder
+
+from .devices import gpu
+from .registry import CheckpointInfo, PipelineCache, Scan, candidate_folders
+from .results import Generation, Interpolation, rerank
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPTS = 8
+MAX_PROMPT_CHARS = 1000  # per prompt; a 1 MB paste is refused before any tokenising
+MAX_SEED = 2**31 - 1
+TRUNCATION_RANGE = (0.0, 1.5)
+MAX_IMAGES = 8
+MAX_BEST_OF = 32
+FRAMES_RANGE = (2, 32)
+COMPARE_RANGE = (2, 4)
+MODES = ("prompts", "seeds", "both")
+
+
+class ServiceError(ValueError):
+    """A request the service cannot serve; the message is meant to be shown as is."""
+
+
+class InputError(ServiceError):
+    """The request itself is invalid (wrong type, out of range, unknown name...)."""
+
+
+# ---------------------------------------------------------------------------- validation
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def parse_prompts(text: Any, max_prompts: int = MAX_PROMPTS) -> list[str]:
+    """Split text into prompts, one per non-blank line; strips spaces; checks count and length."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"Prompts must be text, one prompt per line (got {_show(text)}).")
+    if len(text) > max_prompts * (MAX_PROMPT_CHARS + 1):
+        raise InputError(f"The prompt text is {len(text):,} characters long; "
+                         f"each prompt may have at most {MAX_PROMPT_CHARS:,} characters.")
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise InputError("Enter a prompt (one per line), for example: a small blue square in the center.")
+    if len(prompts) > max_prompts:
+        raise InputError(f"At most {max_prompts} prompts, one per line (got {len(prompts)}).")
+    for i, p in enumerate(prompts, 1):
+        if len(p) > MAX_PROMPT_CHARS:
+            raise InputError(f"Prompt {i} is {len(p):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
+    return prompts
+
+
+def parse_prompt(text: Any, label: str = "Prompt") -> str:
+    """One prompt: line breaks become spaces; must be non-blank and within the length limit."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"{label} must be text (got {_show(text)}).")
+    prompt = " ".join(text.split()) if len(text) <= 4 * MAX_PROMPT_CHARS else text
+    if not prompt:
+        raise InputError(f"{label} is empty; enter some text.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(f"{label} is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
+    return prompt
+
+
+def _real(value: Any, name: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a number (got {_show(value)}).")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number (got {value}).")
+    return value
+
+
+def check_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi]; floats such as 3.0 (what sliders send) are accepted."""
+    v = _real(value, name)
+    if isinstance(v, float) and not v.is_integer():
+        raise InputError(f"{name} must be a whole number (got {v}).")
+    if not lo <= v <= hi:
+        raise InputError(f"{name} must be between {lo:,} and {hi:,} (got {_show(v, 24)}).")
+    return int(v)
+
+
+def check_float(value: Any, name: str, lo: float, hi: float) -> float:
+    v = _real(value, name)
+    if not lo <= v <= hi:
+        raise InputError(f"{name} must be between {lo} and {hi} (got {_show(v, 24)}).")
+    return float(v)
+
+
+def check_checkpoint(value: Any, names: list[str]) -> str:
+    """Only the exact names listed in the UI are accepted: never a path."""
+    if not names:
+        raise InputError("No checkpoint is available; see the status line for folders that failed to load.")
+    if isinstance(value, str) and value in names:
+        return value
+    if isinstance(value, str) and any(c in value for c in "/\\") or value in (".", ".."):
+        raise InputError(f"Checkpoint paths are not accepted ({_show(value)}); "
+                         f"choose one of: {', '.join(names)}.")
+    raise InputError(f"Unknown checkpoint {_show(value)}; choose one of: {', '.join(names)}.")
+
+
+def check_checkpoints(values: Any, names: list[str], lo: int = COMPARE_RANGE[0],
+                      hi: int = COMPARE_RANGE[1]) -> list[str]:
+    """A list of `lo`..`hi` distinct checkpoint names, in the order given."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise InputError(f"Checkpoints must be a list of {lo} to {hi} names (got {_show(values)}).")
+    picked = list(dict.fromkeys(check_checkpoint(v, names) for v in values))
+    if not lo <= len(picked) <= hi:
+        raise InputError(f"Pick {lo} to {hi} different checkpoints to compare (got {len(picked)}).")
+    return picked
+
+
+def check_mode(value: Any) -> str:
+    if value not in MODES:
+        raise InputError(f"Mode must be one of {', '.join(MODES)} (got {_show(value)}).")
+    return value
+
+
+def _one_line(e: BaseException | str | None, root: Path | None = None) -> str:
+    """First line of an error message, with `root/` removed from paths when given."""
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else type(e).__name__
+    return text.replace(f"{root}/", "") if root is not None else text
+
+
+# ---------------------------------------------------------------------------- the service
+class ModelService:
+    """Checkpoints from one folder, loaded on demand into a bounded LRU, and the three tasks.
+
+    Args:
+        root: the checkpoints folder (each sub-folder with a config.json is a candidate).
+        capacity: how many pipelines stay loaded at once.
+        device: "auto" = CUDA when present, else CPU.
+    """
+
+    def __init__(self, root: str | Path, capacity: int = 4, device: str = "auto"):
+        self.root = Path(root)
+        self.device = device
+        self._encoders: dict[str, TextEncoder] = {}
+        self._encoders_lock = threading.Lock()
+        self._cache = PipelineCache(self._load, capacity)
+        self._run_lock = threading.Lock()  # one forward pass at a time (the pipelines' caches are not thread-safe)
+        self._run = gpu(self._run_here)  # wrapped before launch, as ZeroGPU requires
+        self.scan = Scan(self.root)
+        self.refresh()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _encoder(self, name: str) -> TextEncoder:
+        """One text encoder per encoder name, shared by every pipeline that uses it."""
+        with self._encoders_lock:
+            if name not in self._encoders:
+                self._encoders[name] = TextEncoder(name, device=pick_device(self.device))
+            return self._encoders[name]
+
+    def _load(self, path: Path) -> TextToImagePipeline:
+        encoder = self._encoder(model_config(read_config(path)).text_encoder)
+        return TextToImagePipeline.from_pretrained(path, device=self.device, text_encoder=encoder)
+
+    def refresh(self) -> Scan:
+        """Look at the checkpoints folder again; every generator folder is loaded once to check it."""
+        candidates, failed, skipped = candidate_folders(self.root)
+        failed = {name: _one_line(reason, self.root) for name, reason in failed.items()}
+        found: dict[str, CheckpointInfo] = {}
+        for name, path in candidates.items():
+            try:
+                pipe = self._cache.get(path)
+                found[name] = CheckpointInfo(name, path, dict(pipe.config))
+            except Exception as e:  # any load failure is reported, never fatal
+                failed[name] = _one_line(e, self.root)
+                log.warning("checkpoint %s failed to load: %s", name, failed[name])
+        self.scan = Scan(self.root, found, dict(sorted(failed.items())), skipped)
+        return self.scan
+
+    @property
+    def names(self) -> list[str]:
+        return self.scan.names
+
+    def info(self, name: Any) -> CheckpointInfo:
+        return self.scan.found[check_checkpoint(name, self.names)]
+
+    def pipeline(self, name: Any) -> tuple[CheckpointInfo, TextToImagePipeline]:
+        """The loaded pipeline for a listed checkpoint name (reloaded if training re-exported it)."""
+        info = self.info(name)
+        error: Exception | None = None
+        for attempt in range(3):  # a live run may be swapping the folder for a moment
+            try:
+                pipe = self._cache.get(info.path)
+                return CheckpointInfo(info.name, info.path, dict(pipe.config)), pipe
+            except CheckpointError as e:
+                error = e
+                time.sleep(0.5 * (attempt + 1))
+        raise ServiceError(f"Checkpoint {info.name!r} could not be loaded: {_one_line(error, self.root)}")
+
+    # ------------------------------------------------------------------ tasks
+    def _run_here(self, name: str, method: str, args: tuple, kwargs: dict) -> PipelineOutput:
+        """`pipe(*args)` or `pipe.interpolate(*args)` for a listed checkpoint. On ZeroGPU this runs in
+        the GPU worker, so only the name and plain values are passed (and pickled)."""
+        if method not in ("__call__", "interpolate"):
+            raise ValueError(f"unknown pipeline method {method!r}")
+        return getattr(self.pipeline(name)[1], method)(*args, **kwargs)
+
+    @staticmethod
+    def _warn_long(pipe: TextToImagePipeline, prompts: list[str], cut: list[bool],
+                   labels: list[str] | None = None) -> list[str]:
+        """One warning per prompt that the text encoder cut at its token limit."""
+        limit = pipe.text_encoder.max_length
+        labels = labels or [f"Prompt {i + 1}" for i in range(len(prompts))]
+        return [f"{label} ({p[:40]!r}{'…' if len(p) > 40 else ''}) is longer than the text "
+                f"encoder's {limit}-token limit; only its first {limit} tokens were used."
+                for label, p, c in zip(labels, prompts, cut) if c]
+
+    def generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
+                 best_of: Any = 0) -> Generation:
+        """`num_images` images per prompt from seeds seed, seed+1, ...; with best_of = N > 0,
+        N (at least num_images) candidates per prompt are drawn and the top ones by
+        realism x match are kept, best first, as DALL-E reranked its samples."""
+        prompts = parse_prompts(prompts)
+        seed = check_int(seed, "Seed", 0, MAX_SEED)
+        truncation = check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE)
+        num_images = check_int(num_images, "Images per prompt", 1, MAX_IMAGES)
+        best_of = check_int(best_of, "Best of N", 0, MAX_BEST_OF)
+        info, pipe = self.pipeline(checkpoint)
+        candidates = max(best_of, num_images)
+        with self._run_lock:
+            out = self._run(info.name, "__call__", (prompts,),
+                            {"seed": seed, "truncation": truncation, "num_images": candidates})
+        seeds = np.tile(np.asarray(out.seeds, dtype=np.int64), (len(prompts), 1))
+        cols = rerank(out.realism, out.match, num_images) if best_of else np.tile(
+            np.arange(num_images), (len(prompts), 1))
+        take = np.take_along_axis
+        return Generation(
+            checkpoint=info.name, step=info.step, images_seen=info.images_seen, prompts=prompts,
+            seeds=take(seeds, cols, 1), pixels=take(out.pixels, cols[:, :, None, None, None], 1),
+            realism=take(out.realism, cols, 1), match=take(out.match, cols, 1), truncation=truncation,
+            seed=seed, best_of=candidates if best_of else 0,
+            warnings=self._warn_long(pipe, prompts, out.truncated_prompts))
+
+    def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any,
+                checkpoints: Any) -> list[Generation]:
+        """The same prompts, seed and ψ through 2-4 checkpoints."""
+        names = check_checkpoints(checkpoints, self.names)
+        parse_prompts(prompts)  # fail fast, before any model runs
+        return [self.generate(prompts, seed, truncation, num_images, name) for name in names]
+
+    def interpolate(self, prompt_a: Any, prompt_b: Any, seed_a: Any, seed_b: Any, frames: Any,
+                    truncation: Any, checkpoint: Any, mode: Any = "both") -> Interpolation:
+        """Walk from (prompt A, seed A) to (prompt B, seed B). mode "prompts" keeps seed A,
+        "seeds" keeps prompt A, "both" moves both."""
+        mode = check_mode(mode)
+        a = parse_prompt(prompt_a, "Prompt A")
+        b = a if mode == "seeds" else parse_prompt(prompt_b, "Prompt B")
+        sa = check_int(seed_a, "Seed A", 0, MAX_SEED)
+        sb = sa if mode == "prompts" else check_int(seed_b, "Seed B", 0, MAX_SEED)
+        frames = check_int(frames, "Frames", *FRAMES_RANGE)
+        truncation = check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE)
+        info, pipe = self.pipeline(checkpoint)
+        with self._run_lock:
+            out = self._run(info.name, "interpolate", (a, b, sa, sb), {"frames": frames, "truncation": truncation})
+        walked = [a] if a == b else [a, b]
+        warnings = self._warn_long(pipe, walked, [pipe.text_encoder.is_too_long(p) for p in walked],
+                                   ["Prompt A", "Prompt B"])
+        return Interpolation(checkpoint=info.name, step=info.step, prompts=(a, b), seeds=(sa, sb),
+                             frames=out.pixels[0], realism=out.realism[0], match=out.match[0],
+                             truncation=truncation, warnings=warnings)

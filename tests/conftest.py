@@ -1,0 +1,117 @@
+"""App fixtures shared by test_app_api.py and test_browser.py: a temporary checkpoints
+folder and one running `python app.py` (started once per test session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# name in the test folder -> (folders to copy, first found wins: shipped, then live training export;
+# dataset of the random-weight fallback)
+SOURCES = {"shapes-64": (("checkpoints/shapes-64", "runs/shapes-64/checkpoint"), "shapes"),
+           "emoji-64": (("checkpoints/emoji-64", "runs/emoji-64/checkpoint"), "emoji")}
+LOG_HEADER = "step,kimg,loss_d,loss_g,loss_match_d,loss_match_g,r1,kl,d_real_acc,match_acc,img_per_s,elapsed_s\n"
+
+
+def _copy_checkpoint(src: Path, dest: Path) -> bool:
+    """Copy a checkpoint folder (a live training run swaps it every few minutes: retry)."""
+    for _ in range(5):
+        if not (src / "config.json").is_file():
+            return False
+        try:
+            shutil.copytree(src, dest)
+            json.loads((dest / "config.json").read_text())
+            if any(dest.glob("generator*.safetensors")) and any(dest.glob("discriminator*.safetensors")):
+                return True
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(dest, ignore_errors=True)
+        time.sleep(1)
+    return False
+
+
+def _tiny_checkpoint(dest: Path, dataset: str) -> None:
+    """A random-weight 32px checkpoint with a short log.csv and a model card."""
+    from dalle.checkpoint import save_checkpoint
+    from dalle.config import ModelConfig
+    from dalle.discriminator import Discriminator
+    from dalle.generator import Generator
+
+    cfg = ModelConfig(resolution=32, channel_base=256, d_channel_base=256)
+    log = LOG_HEADER + "".join(f"{s},{s * 0.032:.3f},{1.4 - s / 2000},{0.9 + s / 3000},0.7,0.6,{0.02},"
+                               f"{0.01},0.5,0.5,20,{s}\n" for s in range(0, 501, 100))
+    config = {"model": cfg.to_dict(), "name": dest.name, "step": 500, "images_seen": 16000,
+              "dataset": {"name": dataset}, "training_compute": {"wall_time_s": 60.0, "device": "CPU"}}
+    save_checkpoint(dest, config, Generator(cfg), Discriminator(cfg),
+                    {"log.csv": log.encode(), "README.md": f"# {dest.name}\n\nRandom weights for tests.\n".encode()})
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """shapes-64 and emoji-64 (copied from checkpoints/ or runs/, else random), plus `broken`
+    (truncated weights: fails to load) and `evaluator` (kind "evaluator": skipped)."""
+    import torch
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("checkpoints")
+    for name, (sources, dataset) in SOURCES.items():
+        if not any(_copy_checkpoint(REPO / src, root / name) for src in sources):
+            _tiny_checkpoint(root / name, dataset)
+    broken = root / "broken"
+    shutil.copytree(root / "shapes-64", broken)
+    (broken / "generator.safetensors").write_bytes(b"\x00" * 16)
+    (root / "evaluator").mkdir()
+    (root / "evaluator" / "config.json").write_text(json.dumps({"format_version": 1, "kind": "evaluator"}))
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(checkpoints_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of `python app.py` serving `checkpoints_dir` on a free port (its output: app.log)."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    env = {**os.environ, "DALLE_CHECKPOINTS": str(checkpoints_dir), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer within 180 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
