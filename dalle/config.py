@@ -56,6 +56,8 @@ class TrainConfig:
     r1_gamma: float = 0.1  # R1 weight on real images: stabilises D without a Lipschitz constraint
     r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough
     match_weight: float = 1.0  # matching-aware loss weight (D and G)
+    diversity_weight: float = 1.0  # DSGAN term: images of one prompt must differ when z differs (fights mode collapse)
+    diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     kl_weight: float = 0.01  # conditioning-augmentation KL: keeps the text manifold smooth
     ema_kimg: float = 10.0  # EMA half-life in thousands of images; the EMA G is what ships
     ema_rampup: float = 0.05  # shorter half-life early so the EMA tracks the fast-moving start

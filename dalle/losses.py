@@ -5,6 +5,8 @@
 * Match (matching-aware, GAN-INT-CLS): D learns that a real image with its own caption
   matches and with another image's caption does not; G is pushed to make images D
   judges as matching their prompt.
+* Diversity (DSGAN, Yang et al., 2019): two noise draws for the same prompt should give
+  different images; G is rewarded for the image/noise distance ratio, up to a cap.
 * R1: a gradient penalty on real images only, which keeps D smooth around the data
   without constraining its capacity (Mescheder et al., 2018).
 """
@@ -36,3 +38,10 @@ def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Te
     """Mean over the batch of ||d logits / d x||^2. real_images must require grad."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def g_diversity_loss(images_a: torch.Tensor, images_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                     cap: float) -> torch.Tensor:
+    """-min(|x_a - x_b| / |z_a - z_b|, cap), averaged over pairs that share a prompt. Shapes [P, ...]."""
+    ratio = (images_a - images_b).abs().flatten(1).mean(1) / (z_a - z_b).abs().mean(1).clamp(min=1e-5)
+    return -ratio.clamp(max=cap).mean()

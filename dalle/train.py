@@ -40,7 +40,7 @@ from .generator import Generator
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .text_encoder import TextEncoder, encode_captions_cached
 
-LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl",
+LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s"]
 SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
@@ -179,6 +179,9 @@ class Trainer:
         self.opt_d.step()
 
         # --- generator
+        half = b // 2
+        if cfg.diversity_weight > 0:  # pair up: the second half repeats the first half's prompts
+            text = torch.cat([text[:half], text[:half], text[2 * half:]])
         with self._autocast():
             z, eps = self._noise(b)
             fake, kl = self.G(z, text, eps=eps)
@@ -186,6 +189,11 @@ class Trainer:
         loss_g_real = losses.g_realism_loss(r.float())
         loss_g_match = losses.g_match_loss(m.float())
         loss_g = loss_g_real + cfg.match_weight * loss_g_match + cfg.kl_weight * kl.float()
+        if cfg.diversity_weight > 0:
+            f = fake.float()
+            div = losses.g_diversity_loss(f[:half], f[half:2 * half], z[:half], z[half:2 * half], cfg.diversity_cap)
+            loss_g = loss_g + cfg.diversity_weight * div
+            stats["diversity"] = -div.item()
         self.opt_g.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)
         loss_g.backward()

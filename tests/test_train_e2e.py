@@ -106,7 +106,7 @@ def test_data_parallel_under_torchrun(tmp_path):
            "--master_addr=127.0.0.1", "-m", "dalle", "train", "--data", "shapes", "--out", str(out),
            "--max-steps", "2", "--checkpoint-every", "2", "--sample-every", "2",
            "--cache-dir", str(tmp_path / "cache"), *TINY_FLAGS]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = json.loads((out / "checkpoint" / "config.json").read_text())
     assert cfg["images_seen"] == 2 * 4 * 2 and cfg["training_compute"]["world_size"] == 2
