@@ -108,6 +108,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from .model_card import load_failure_modes, write_model_card
+
+    modes = load_failure_modes(args.failure_modes).get(Path(args.checkpoint).name, []) if args.failure_modes else []
+    print(f"wrote {write_model_card(args.checkpoint, modes)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dalle", description="Train and sample a text-to-image GAN.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("card", help="write a checkpoint's README.md model card from config.json + metrics.json")
+    p.add_argument("checkpoint")
+    p.add_argument("--failure-modes", default="docs/failure_modes.json",
+                   help="JSON {checkpoint name: [failure mode, ...]}, written after looking at samples")
+    p.set_defaults(func=cmd_card)
+
     p = sub.add_parser("prepare", help="build a dataset file (emoji)")
     p.add_argument("dataset", choices=["emoji"])
     p.add_argument("--data-root", default="data")
@@ -148,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images for the main metrics (default 1000 for shapes and emoji)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=1.0, help="psi for the main metrics (the sweep adds others)")
-    p.add_argument("--out", dest="metrics_out", default=None, help="metrics file (default CHECKPOINT/metrics.json)")
+    p.add_argument("--out", dest="metrics_out", metavar="PATH", default=None,
+                   help="metrics file (default CHECKPOINT/metrics.json)")
     p.add_argument("--evaluator", default=None, help="emoji evaluator folder (default checkpoints/evaluator)")
     p.add_argument("--data-root", default="data")
     p.add_argument("--no-sweep", action="store_true", help="skip the truncation sweep")
@@ -161,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "out", "x") is None:
+    if args.command == "train" and args.out is None:
         args.out = f"runs/{Path(args.data).name}{args.resolution}"
     try:
         return args.func(args)

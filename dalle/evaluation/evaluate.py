@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, read_config
+from ..checkpoint import read_config
 from ..data.shapes import DEFAULT_HOLDOUT, render
 from ..images import tensor_to_uint8, uint8_to_tensor
 from ..pipeline import TextToImagePipeline, seed_latents
@@ -166,7 +166,8 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
         "ceiling_seen_colour_shape_position": _acc(real_a["seen"], "single", "colour_shape_position"),
         "ceiling_heldout_colour_shape_position": _acc(real_a.get("heldout", {}), "single", "colour_shape_position"),
     }
-    checks = [j for kind in real_a.values() for s in kind.values() for k, j in s.items() if isinstance(j, dict)]
+    checks = [entry for part in real_a.values() for summary in part.values() for entry in summary.values()
+              if isinstance(entry, dict)]  # every {"accuracy", "n"} of the real-render ceiling
     num = sum(j["accuracy"] * j["n"] for j in checks if j["accuracy"] is not None)
     den = sum(j["n"] for j in checks if j["accuracy"] is not None)
     alignment["ceiling_all_judgements"] = num / den if den else None
@@ -420,15 +421,27 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
 
 
 # ---------------------------------------------------------------------- entry point
+def plot_path(metrics_path: Path) -> Path:
+    """truncation.png next to metrics.json; `<stem>-truncation.png` for other names (no clashes in one folder)."""
+    if metrics_path.name == "metrics.json":
+        return metrics_path.with_name("truncation.png")
+    return metrics_path.with_name(metrics_path.stem + "-truncation.png")
+
+
 def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, seed: int = 0,
                         out: str | Path | None = None, truncation: float = 1.0,
                         evaluator_dir: str | Path | None = None, data_root: str | Path = "data",
-                        sweep: bool = True, plot: bool = True, threads: int = 1, log=print) -> dict:
+                        sweep: bool = True, plot: bool = True, threads: int = 1, text_encoder=None,
+                        log=print) -> dict:
     """Evaluate a checkpoint folder; write metrics.json (default CHECKPOINT/metrics.json) and truncation.png.
+
+    `text_encoder`: an already loaded `TextEncoder` to reuse (when evaluating several checkpoints);
+    it is used only if its name matches the checkpoint's encoder.
 
     Raises CheckpointError / FileNotFoundError / ValueError with one-line messages.
     """
     start = time.time()
+    date = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if threads > 0:
         torch.set_num_threads(threads)
     checkpoint = Path(checkpoint)
@@ -449,7 +462,8 @@ def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, 
         evaluator = load_evaluator(evaluator_dir or default_evaluator_dir())
         data = load_emoji_eval(data_root, int(config["model"]["resolution"]))
 
-    pipe = TextToImagePipeline.from_pretrained(checkpoint, device="cpu")
+    pipe = TextToImagePipeline.from_pretrained(checkpoint, device="cpu", text_encoder=text_encoder)
+    config = pipe.config  # the config read together with the weights (live checkpoints get replaced)
     if dataset == "shapes":
         results = evaluate_shapes(pipe, config, num_samples, seed, truncation, sweep, log)
         evaluator_info = {"kind": "analytic shapes checker (no learned judge)", "version": EVALUATION_VERSION,
@@ -471,20 +485,22 @@ def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, 
                 "truncation_sweep": list(PSIS) if sweep else [],
                 "evaluation_version": EVALUATION_VERSION, "torch": torch.__version__,
                 "threads": torch.get_num_threads(), "device": f"CPU ({platform.machine()})",
-                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+                "date": date},
         "evaluator": evaluator_info,
         "measured": MEASURED[dataset],
         **results,
     }
     metrics["run"]["wall_time_s"] = round(time.time() - start, 1)
     path = Path(out) if out is not None else checkpoint / "metrics.json"
-    write_metrics(path, metrics)
     if plot and sweep:
         from .report import plot_truncation
 
-        plot_truncation(metrics, path.with_name("truncation.png"))
+        png = plot_path(path)
+        metrics["run"]["plot"] = str(png)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_truncation(metrics, png)
     metrics["run"]["wall_time_s"] = round(time.time() - start, 1)
-    write_metrics(path, metrics)  # again, with the plotting time included
+    write_metrics(path, metrics)
     return metrics
 
 
@@ -513,4 +529,4 @@ MEASURED = {
 }
 
 
-__all__ = ["evaluate_checkpoint", "CheckpointError"]
+__all__ = ["evaluate_checkpoint", "PSIS", "DEFAULT_NUM_SAMPLES"]

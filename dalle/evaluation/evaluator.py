@@ -190,6 +190,7 @@ def save_evaluator(model: Evaluator, folder: str | Path, training: dict) -> Path
         tensors[k] = v
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     save_file(tensors, str(tmp), metadata={"kind": EVALUATOR_KIND, "version": str(EVALUATOR_VERSION)})
+    tmp.chmod(0o644)
     tmp.replace(folder / WEIGHTS_FILE)
     size = (folder / WEIGHTS_FILE).stat().st_size
     if size >= MAX_WEIGHTS_BYTES:

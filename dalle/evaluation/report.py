@@ -42,7 +42,8 @@ def format_table(m: dict) -> str:
         a = m["alignment"]
         gen, real = a["generated"], a["ceiling_real"]
         has_held = "heldout" in gen
-        lines.append(f"{'accuracy (generated / real ceiling)':46s} {'seen':>22s}" + (f" {'held-out':>22s}" if has_held else ""))
+        header = f"{'accuracy (generated / real ceiling)':46s} {'seen':>22s}"
+        lines.append(header + (f" {'held-out':>22s}" if has_held else ""))
         for kind, key, label in _SHAPES_ROWS:
             cells = []
             for part in ("seen", "heldout") if has_held else ("seen",):
@@ -79,17 +80,18 @@ def format_table(m: dict) -> str:
     if sw:
         rows = sw["rows"]
         if m["dataset"] == "shapes":
-            lines.append(f"truncation sweep     {'psi':>5s} {'align seen':>10s} {'align held':>10s} {'diversity':>9s} "
-                         f"{'realism':>8s}")
+            lines.append(f"truncation sweep     {'psi':>5s} {'align seen':>10s} {'align held':>10s} "
+                         f"{'diversity':>9s} {'realism':>8s}")
             for r in rows:
                 lines.append(f"                     {r['psi']:5.1f} {_f(r['alignment_seen']):>10s} "
                              f"{_f(r.get('alignment_heldout')):>10s} {_f(r['diversity'], 4):>9s} "
                              f"{_f(r['mean_realism']):>8s}")
             ref = sw["reference"]
-            lines.append(f"  real reference           {_f(ref['alignment_seen']):>10s} {_f(ref['alignment_heldout']):>10s} "
-                         f"{_f(ref['diversity'], 4):>9s}")
+            lines.append(f"  real reference           {_f(ref['alignment_seen']):>10s} "
+                         f"{_f(ref['alignment_heldout']):>10s} {_f(ref['diversity'], 4):>9s}")
         else:
-            lines.append(f"truncation sweep     {'psi':>5s} {'R-prec':>7s} {'FID':>8s} {'diversity':>9s} {'realism':>8s}")
+            lines.append(f"truncation sweep     {'psi':>5s} {'R-prec':>7s} {'FID':>8s} {'diversity':>9s} "
+                         f"{'realism':>8s}")
             for r in rows:
                 lines.append(f"                     {r['psi']:5.1f} {_f(r['alignment']):>7s} {_f(r['fid'], 4):>8s} "
                              f"{_f(r['diversity']):>9s} {_f(r['mean_realism']):>8s}")
@@ -123,10 +125,13 @@ def plot_truncation(m: dict, path: str | Path) -> Path:
             ys = [r.get(key) for r in rows]
             if any(y is not None for y in ys):
                 ax.plot(psi, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+        merged: dict[float, list[str]] = {}  # equal references share one line and one label
         for label, value in refs:
             if value is not None:
-                ax.axhline(value, linestyle="--", linewidth=1, color="gray")
-                ax.annotate(label, (psi[0], value), fontsize=7, color="gray", va="bottom")
+                merged.setdefault(value, []).append(label)
+        for value, labels in merged.items():
+            ax.axhline(value, linestyle="--", linewidth=1, color="gray")
+            ax.annotate(", ".join(labels), (psi[0], value), fontsize=7, color="gray", va="bottom")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("truncation psi")
         ax.grid(alpha=0.3)

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..data.shapes import (CELL_NAMES, CELLS, COLORS, COUNT_WORDS, DEFAULT_HOLDOUT, JITTER, RELATIONS, SHAPES, SIZES,
-                           Scene, Shape, allowed_objects, relation_holds, sample_scene, single_caption)
+from ..data.shapes import (CELL_NAMES, COLORS, COUNT_WORDS, DEFAULT_HOLDOUT, JITTER, RELATIONS, SHAPES, SIZES, Scene,
+                           Shape, relation_holds, sample_scene, single_caption)
 
 COLOR_NAMES = tuple(COLORS)
 _PALETTE = np.array([COLORS[c] for c in COLOR_NAMES] + [(255, 255, 255)], dtype=np.float32)  # last = white
@@ -273,5 +273,5 @@ def scene_for_spec(spec: CaptionSpec, rng: random.Random) -> list[Shape]:
     return [Shape(*spec.objects[0], "small", c, *jit()) for c in rng.sample(CELL_NAMES, spec.count)]
 
 
-__all__ = ["CELLS", "CaptionSpec", "DetectedObject", "allowed_objects", "check", "detect_objects", "heldout_scenes",
-           "judge", "parse_caption", "scene_for_spec", "seen_scenes", "summarize"]
+__all__ = ["CHECK_KEYS", "CaptionSpec", "DetectedObject", "check", "detect_objects", "heldout_scenes", "judge",
+           "parse_caption", "scene_for_spec", "seen_scenes", "summarize"]

@@ -1,6 +1,6 @@
 """Train the emoji evaluator (contrastive image tower + projection of the frozen text encoder).
 
-    python -m dalle.evaluation.train_evaluator [--epochs 6] [--out checkpoints/evaluator]
+    python -m dalle.evaluation.train_evaluator [--epochs 15] [--out checkpoints/evaluator]
 
 Trains on the real emoji images only (both styles), each step pairing an image with one of
 its dataset captions drawn at random; ~10% of emoji (both styles together, chosen by a hash
@@ -49,7 +49,7 @@ def r_precision_of(model: Evaluator, images: np.ndarray, true_caps: list[int], l
     return float(hits.mean())
 
 
-def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OUT, epochs: int = 6,
+def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OUT, epochs: int = 15,
                     batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.05, seed: int = 0,
                     threads: int = 1, val_fraction: float = 0.1, arch: EvaluatorArch | None = None,
                     text_encoder: str = DEFAULT_ENCODER, log=print) -> Path:
@@ -74,8 +74,12 @@ def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OU
     steps_per_epoch = math.ceil(len(train_idx) / batch_size)
     total = epochs * steps_per_epoch
     warmup = min(100, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+    def lr_factor(s: int) -> float:  # linear warm-up, then cosine decay to zero
+        if s < warmup:
+            return (s + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
 
     caption_sets = [set(c) for c in data.image_captions]
     labels = ed.labels
@@ -120,8 +124,8 @@ def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OU
         "data": {"dataset": "emoji", "source": data.info.get("source"), "images": len(data),
                  "captions": "all dataset captions (label; label, style style; label, tags), one drawn per "
                              "image per step",
-                 "split": f"validation = emoji whose sha256(hexcode) % 10000 < {val_fraction} * 10000 "
-                          "(both styles together)",
+                 "split": f"validation = emoji whose int(sha256(hexcode.upper())[:8 hex], 16) % 10000 < "
+                          f"{val_fraction} * 10000 (both styles of an emoji together; emoji_data.in_validation_split)",
                  "train_images": int(len(train_idx)), "val_images": int(len(val_idx))},
         "objective": "symmetric InfoNCE with a learned temperature; other in-batch captions that also "
                      "describe an image are not used as its negatives",
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dalle.evaluation.train_evaluator", description=__doc__.split("\n")[0])
     p.add_argument("--data-root", default="data")
     p.add_argument("--out", default=str(DEFAULT_OUT))
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,233 @@
+"""Evaluation: analytic shapes checker, R-precision, AUROC, metrics.json, and an end-to-end smoke run."""
+
+import hashlib
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from dalle.data.shapes import SIZES, Shape, render, sample_scene, single_caption
+from dalle.evaluation import shapes_checker as sc
+from dalle.evaluation.metrics_io import read_metrics, write_metrics
+from dalle.evaluation.stats import auroc, draw_distractors, mean_pairwise_distance, r_precision_hits
+
+
+# ---------------------------------------------------------------------- analytic checker
+@pytest.mark.parametrize("resolution", [64, 32])
+def test_checker_on_real_renders(resolution):
+    scenes = sc.seen_scenes(300, seed=11) + sc.heldout_scenes(60, seed=11)
+    kinds = {s.kind for s in scenes}
+    assert kinds == {"single", "pair", "count"}
+    judgements = {k: [] for k in kinds}
+    for s in scenes:
+        judgements[s.kind].append(sc.check(render(s.shapes, resolution), s.caption))
+    for kind, js in judgements.items():
+        summary = sc.summarize(js)
+        for key in sc.CHECK_KEYS:
+            if summary[key]["n"]:
+                assert summary[key]["accuracy"] >= 0.99, (resolution, kind, key, summary[key])
+
+
+def test_checker_every_cell_size_shape_including_clipped_corners():
+    rng = random.Random(3)
+    for shape in ("circle", "square", "triangle"):
+        for size in SIZES:
+            for cell in sc.CELL_NAMES:
+                s = Shape("black", shape, size, cell, rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03))
+                (obj,) = sc.detect_objects(render([s], 64))
+                assert (obj.color, obj.shape, obj.size, obj.cell) == ("black", shape, size, cell)
+
+
+def test_checker_catches_wrong_images():
+    img = render([Shape("red", "circle", "large", "top left")], 64)
+    assert sc.check(img, "a large red circle at the top left")["exact"]
+    wrong = sc.check(img, "a small blue square at the bottom right")
+    assert not any(wrong[k] for k in ("colour_shape", "position", "size"))
+    assert sc.check(img, "a red triangle")["colour_shape"] is False
+    blank = np.full((64, 64, 3), 255, np.uint8)
+    assert sc.check(blank, "two red circles") == {**dict.fromkeys(sc.CHECK_KEYS), "colour_shape": False,
+                                                   "count": False, "exact": False}
+    pair = render([Shape("red", "circle", "small", "left"), Shape("blue", "square", "small", "right")], 64)
+    assert sc.check(pair, "a red circle left of a blue square")["relation"] is True
+    assert sc.check(pair, "a red circle right of a blue square")["relation"] is False
+    noisy = np.clip(img.astype(int) + np.random.default_rng(0).integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+    assert sc.check(noisy, "a large red circle at the top left")["exact"]
+
+
+def test_parse_caption_round_trip():
+    rng = random.Random(0)
+    for _ in range(200):
+        scene = sample_scene(rng)
+        spec = sc.parse_caption(scene.caption)
+        assert spec.kind == scene.kind
+    spec = sc.parse_caption(single_caption("purple", "triangle", "small", "center"))
+    assert (spec.objects, spec.size, spec.cell) == ([("purple", "triangle")], "small", "center")
+    with pytest.raises(ValueError):
+        sc.parse_caption("a dog on a skateboard")
+
+
+# ---------------------------------------------------------------------- statistics
+def test_r_precision_identity_features_is_one():
+    n = 120
+    eye = torch.eye(n)
+    labels = [f"l{i}" for i in range(n)]
+    dis = draw_distractors(labels, labels, 99, seed=0)
+    assert all(labels[i] not in {labels[j] for j in row} for i, row in enumerate(dis))
+    hits = r_precision_hits(eye, eye, eye, dis)
+    assert hits.mean() == 1.0
+
+
+def test_r_precision_known_fraction():
+    # 100 labels and 99 distractors: every other label is a distractor. Items 0..29 look like
+    # themselves (hit); items 30..99 look like label (i+1) % 100, which is always a distractor (miss).
+    n = 100
+    text = torch.eye(n)
+    labels = list(range(n))
+    images = torch.stack([text[i] if i < 30 else text[(i + 1) % n] for i in range(n)])
+    dis = draw_distractors(labels, labels, 99, seed=1)
+    assert r_precision_hits(images, text, text, dis).mean() == pytest.approx(0.30)
+    # a constant image ties with everything: ties are misses
+    assert r_precision_hits(torch.ones(n, n) / 10, text, text, dis).mean() == 0.0
+
+
+def test_auroc_known_values():
+    assert auroc([2, 3, 4], [0, 1]) == 1.0
+    assert auroc([0, 1], [2, 3, 4]) == 0.0
+    assert auroc([1, 1], [1, 1]) == 0.5
+    # 4 positive/negative pairs: (1>0) (1<2) (3>0) (3>2) -> 3/4
+    assert auroc([1, 3], [0, 2]) == pytest.approx(0.75)
+    # ties count one half: (1 vs 1) = 0.5, (2 vs 1) = 1 -> 0.75
+    assert auroc([1, 2], [1]) == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        auroc([], [1])
+
+
+def test_mean_pairwise_distance():
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])
+    assert mean_pairwise_distance(x) == pytest.approx((5 + 0 + 5) / 3)
+
+
+# ---------------------------------------------------------------------- metrics.json
+def test_metrics_round_trip(tmp_path):
+    m = {"a": np.float32(0.5), "b": [np.int64(3), True, None], "c": {"d": float("nan"), "e": "x"},
+         "t": torch.tensor([1.0, 2.0])}
+    path = write_metrics(tmp_path / "sub" / "metrics.json", m)
+    assert read_metrics(path) == {"a": 0.5, "b": [3, True, None], "c": {"d": None, "e": "x"}, "t": [1.0, 2.0]}
+    assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]  # no temporary left behind
+    write_metrics(path, {"a": 1})
+    assert read_metrics(path) == {"a": 1}
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(ValueError):
+        read_metrics(tmp_path / "bad.json")
+
+
+# ---------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def tiny_shapes_checkpoint(tmp_path_factory):
+    from dalle.checkpoint import save_checkpoint
+    from dalle.config import ModelConfig
+    from dalle.discriminator import Discriminator
+    from dalle.generator import Generator
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(resolution=32, channel_base=256, d_channel_base=256)
+    dest = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(dest, {"model": cfg.to_dict(), "name": "tiny", "dataset": {"name": "shapes"},
+                           "step": 7, "images_seen": 224}, Generator(cfg), Discriminator(cfg))
+    return dest
+
+
+class HashTextEncoder:
+    """Stand-in for the default text encoder: a fixed random unit vector per prompt (no transformers import,
+    so the smoke test measures the evaluation code, not model loading)."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def embed(self, prompts):
+        out = []
+        for p in prompts:
+            g = torch.Generator().manual_seed(int(hashlib.sha256(p.encode()).hexdigest()[:15], 16))
+            out.append(torch.nn.functional.normalize(torch.randn(self.dim, generator=g), dim=0))
+        return torch.stack(out)
+
+    def is_too_long(self, prompt):
+        return False
+
+
+def test_evaluate_smoke_shapes(tiny_shapes_checkpoint):
+    from dalle.evaluation.evaluate import PSIS, evaluate_checkpoint
+    from dalle.evaluation.report import format_table
+
+    m = evaluate_checkpoint(tiny_shapes_checkpoint, num_samples=12, seed=1, text_encoder=HashTextEncoder(),
+                            log=lambda *_: None)
+    on_disk = read_metrics(tiny_shapes_checkpoint / "metrics.json")
+    assert on_disk["checkpoint"]["step"] == 7 and on_disk["run"]["num_samples"] == 12
+    assert (tiny_shapes_checkpoint / "truncation.png").stat().st_size > 0
+    assert on_disk["dataset"] == "shapes" and on_disk["run"]["seed"] == 1 and on_disk["run"]["wall_time_s"] > 0
+    a = m["alignment"]
+    assert set(a["generated"]) == {"seen", "heldout"}
+    head = a["headline"]
+    for key in ("seen_colour_shape_position", "heldout_colour_shape_position"):
+        assert head[key] is None or 0.0 <= head[key] <= 1.0
+    assert head["ceiling_heldout_colour_shape_position"] == 1.0
+    assert a["ceiling_all_judgements"] >= 0.99
+    for block in (m["diversity"]["generated"], m["diversity"]["real"]):
+        assert 0.0 <= block <= 1.0
+    for key in ("match_auroc", "realism_auroc"):
+        assert 0.0 <= m["discriminator"][key] <= 1.0
+    rows = m["truncation_sweep"]["rows"]
+    assert [r["psi"] for r in rows] == list(PSIS)
+    assert all(0.0 <= r["diversity"] <= 1.0 for r in rows)
+    text = format_table(on_disk)
+    assert "headline" in text and "truncation sweep" in text
+    json.dumps(on_disk)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys, tiny_shapes_checkpoint):
+    from dalle.cli import main
+
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "nope" in err
+
+    emoji = tmp_path / "emoji-ckpt"
+    emoji.mkdir()
+    cfg = json.loads((tiny_shapes_checkpoint / "config.json").read_text())
+    cfg["dataset"] = {"name": "emoji"}
+    (emoji / "config.json").write_text(json.dumps(cfg))
+    assert main(["evaluate", str(emoji), "--evaluator", str(tmp_path / "no-evaluator")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "evaluator" in err
+
+    fake_eval = tmp_path / "evaluator"
+    fake_eval.mkdir()
+    from dalle.evaluation.evaluator import Evaluator, EvaluatorArch, save_evaluator
+    save_evaluator(Evaluator(EvaluatorArch(widths=(8, 8), embed_dim=8, text_hidden=8)), fake_eval, {"note": "test"})
+    assert main(["evaluate", str(emoji), "--evaluator", str(fake_eval), "--data-root", str(tmp_path / "nodata")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "python -m dalle prepare emoji" in err
+
+
+def test_evaluator_save_load_round_trip(tmp_path):
+    from dalle.evaluation.evaluator import (Evaluator, EvaluatorArch, EvaluatorError, EvaluatorFeatures,
+                                            load_evaluator, save_evaluator)
+
+    torch.manual_seed(0)
+    model = Evaluator(EvaluatorArch(widths=(8, 16), embed_dim=16, text_hidden=16)).eval()
+    save_evaluator(model, tmp_path / "ev", {"note": "test"})
+    cfg = json.loads((tmp_path / "ev" / "config.json").read_text())
+    assert cfg["kind"] == "evaluator" and cfg["version"] == 1
+    loaded = load_evaluator(tmp_path / "ev")
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    a, b = model.embed_uint8(imgs), loaded.embed_uint8(imgs)
+    assert torch.allclose(a, b, atol=2e-2)  # fp16 weights
+    assert torch.allclose(b.norm(dim=-1), torch.ones(5), atol=1e-5)
+    feat = EvaluatorFeatures(loaded)
+    chw = torch.from_numpy(imgs).permute(0, 3, 1, 2)
+    assert torch.allclose(feat(chw), b) and torch.equal(feat(b), b)
+    (tmp_path / "ev" / "config.json").write_text(json.dumps({**cfg, "kind": "something"}))
+    with pytest.raises(EvaluatorError):
+        load_evaluator(tmp_path / "ev")
