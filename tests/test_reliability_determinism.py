@@ -1,0 +1,86 @@
+"""Determinism of the running app.
+
+* Two separate server processes (the session app of conftest.py and a second `python app.py`
+  on another port, same checkpoints) give byte-identical grid PNGs (with their metadata) for
+  the same prompts, seed, ψ and checkpoint.
+* Concurrent requests with different seeds, prompts, ψ and checkpoints do not leak RNG state
+  into each other: each equals the same request made alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from test_reliability_support import AppProcess
+
+REQUESTS = [  # prompts, seed, psi, images per prompt, checkpoint, best of N
+    ("a large red circle at the top left\ntwo green triangles", 123, 0.7, 3, "shapes-64", 0),
+    ("a small blue square in the center", 0, 1.0, 2, "shapes-64", 0),
+    ("red heart\ngrinning face", 2**31 - 9, 0.5, 4, "emoji-64", 0),
+    ("a yellow triangle at the bottom right", 77, 1.5, 1, "shapes-64", 6),
+    ("❤️ red heart", 5, 0.0, 2, "emoji-64", 0),
+    ("three blue circles", 40_000, 0.7, 8, "shapes-64", 0),
+    ("smiling face with sunglasses", 31337, 0.9, 1, "emoji-64", 4),
+    ("a green circle left of a black square", 999_999, 0.3, 2, "shapes-64", 0),
+]
+
+
+def fingerprint(result: tuple) -> dict[str, str]:
+    """sha256 of the downloadable grid PNG, of the displayed grid, and of each gallery image."""
+    grid, gallery, table, png, notes = result
+
+    def digest(path: str) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    out = {"png": digest(png), "grid": digest(grid), "table": repr(table["data"]), "notes": notes}
+    out.update({f"image{i}": digest(item["image"]) for i, item in enumerate(gallery)})
+    return out
+
+
+_clients = threading.local()
+
+
+def generate(url: str, args: tuple) -> dict[str, str]:
+    """One request through this thread's own gradio_client Client for `url`."""
+    cache = _clients.__dict__.setdefault("by_url", {})
+    if url not in cache:
+        cache[url] = Client(url, verbose=False)
+    return fingerprint(cache[url].predict(*args, api_name="/generate"))
+
+
+@pytest.fixture(scope="session")
+def second_app(checkpoints_dir: Path, tmp_path_factory) -> Iterator[AppProcess]:
+    """Started, not awaited: listed before `app_url`, it boots while the session app does."""
+    app = AppProcess(checkpoints_dir, tmp_path_factory.mktemp("second-app"))
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.mark.parametrize("args", REQUESTS[:4], ids=[f"seed{r[1]}-{r[4]}" for r in REQUESTS[:4]])
+def test_same_request_same_png_in_two_processes(second_app: AppProcess, app_url: str, args: tuple) -> None:
+    second_app.wait_ready()
+    assert app_url != second_app.url
+    first, second = generate(app_url, args), generate(second_app.url, args)
+    assert first == second
+
+
+def test_concurrent_requests_do_not_share_rng_state(app_url: str) -> None:
+    alone = [generate(app_url, args) for args in REQUESTS]
+    assert len({a["png"] for a in alone}) == len(REQUESTS)  # different requests, different images
+    with ThreadPoolExecutor(len(REQUESTS)) as pool:
+        for round_ in range(2):  # twice, in opposite submission orders
+            order = REQUESTS if round_ == 0 else REQUESTS[::-1]
+            together = list(pool.map(lambda a: generate(app_url, a), order))
+            if round_:
+                together = together[::-1]
+            for args, a, b in zip(REQUESTS, alone, together):
+                assert a == b, f"seed {args[1]} on {args[4]} differs when run concurrently"
