@@ -233,19 +233,6 @@ def markdown(res: dict[str, Any]) -> str:
                     lines.append(f"| {name} | {which} | {r['batch']} | {fmt(r['ms_per_image'], 2)} | "
                                  f"{fmt(_scale(r['fraction_of_matmul'], 100), 0, '%')} |")
         lines.append("")
-    stages = res.get("stages")
-    if isinstance(stages, dict) and "scenarios" in stages:
-        sc = stages["scenarios"]
-        names = list(sc)
-        labels: list[str] = []
-        for rows in sc.values():
-            labels += [k for k in rows if k not in labels]
-        lines += [f"### 5a. Server-side stages of a warm `generate` (in process, {stages['threads']} threads), "
-                  "median ms", "", "| stage | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        for label in labels:
-            cells = [f"{sc[n][label]['ms']['median']:.1f}" if label in sc[n] else "–" for n in names]
-            lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | " + " | ".join(cells) + " |")
-        lines += ["", _load_line(stages.get("load")), ""]
     app = res.get("app")
     if isinstance(app, dict) and "warm" in app:
         lines += [f"### 2. The playground end to end (`python app.py` + gradio_client, checkpoint {app['checkpoint']})",
@@ -292,6 +279,19 @@ def markdown(res: dict[str, Any]) -> str:
                     lines.append(f"| {which} | {r['batch']} | {fmt(r['images_per_s'], 0)} | "
                                  f"{fmt(_scale(r['mfu'], 100), 1, '%')} |")
             lines.append("")
+    stages = res.get("stages")
+    if isinstance(stages, dict) and "scenarios" in stages:
+        sc = stages["scenarios"]
+        names = list(sc)
+        labels: list[str] = []
+        for rows in sc.values():
+            labels += [k for k in rows if k not in labels]
+        lines += [f"### 5. Server-side stages of a warm `generate` (in process, {stages['threads']} threads), "
+                  "median ms", "", "| stage | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for label in labels:
+            cells = [f"{sc[n][label]['ms']['median']:.1f}" if label in sc[n] else "–" for n in names]
+            lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | " + " | ".join(cells) + " |")
+        lines += ["", _load_line(stages.get("load")), ""]
     errors = {k: v["error"] for k, v in res.items() if isinstance(v, dict) and "error" in v}
     if errors:
         lines += ["### Sections that failed", ""] + [f"- {k}: {v}" for k, v in errors.items()] + [""]

@@ -153,8 +153,12 @@ def run_all(mode: str = "full", out: Path = DEFAULT_OUT, only: list[str] | None 
 
         prestarted = App(ckpts, work)
         prestarted.start()
+    import torch
+
+    default_threads = torch.get_num_threads()  # sections that set their own are undone after each
     try:
         for name in sections:
+            torch.set_num_threads(default_threads)
             kwargs = dict(settings[name])
             if name in ("models", "gpu"):
                 kwargs["checkpoint"] = str(main)
@@ -190,6 +194,7 @@ def run_all(mode: str = "full", out: Path = DEFAULT_OUT, only: list[str] | None 
                     vk = {**kwargs, "threads": th, "profile": False, "batches": [1, 4, 16, 64]}
                     res["models_variants"][vname] = run_section_subprocess("models", vk, env)
     finally:
+        torch.set_num_threads(default_threads)
         if prestarted is not None:  # the app section was skipped or failed before using it
             prestarted.stop()
     res["meta"]["finished"] = dt.datetime.now().isoformat(timespec="seconds")

@@ -135,3 +135,12 @@ def test_targets_and_report_files(smoke: tuple[dict, Path]) -> None:
     assert "### Targets" in summary and "no GPU in this run" in summary or res["gpu"].get("available")
     for png in ("models_cpu.png", "app_latency.png", "server_stages.png", "gan_vs_diffusion.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_compare_table(smoke: tuple[dict, Path]) -> None:
+    """The before/after table of two results files (here the same run twice: every speed-up is 1)."""
+    from benchmarks.compare import table
+
+    md = table(smoke[0], smoke[0])
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "figure" not in line]
+    assert len(rows) > 10 and all(line.rstrip().endswith("1.00× |") for line in rows)
