@@ -33,11 +33,12 @@ from .augment import diff_augment, parse_policy
 from .checkpoint import (CheckpointError, load_tensors, recover_folder, save_checkpoint, save_tensors,
                          write_folder_atomically)
 from .config import ModelConfig, TrainConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, open_dataset
 from .data.shapes import ShapesWorld
 from .discriminator import Discriminator
 from .generator import Generator
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
+from .pipeline import pick_device
 from .text_encoder import TextEncoder, encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl", "diversity",
@@ -46,12 +47,6 @@ SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in 
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
                   "two red triangles", "three blue circles", "a large purple triangle in the center",
                   "a small orange circle at the top"]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def preview_prompts(dataset: Dataset, n: int = 8) -> list[str]:
@@ -95,7 +90,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         parse_policy(cfg.augment)  # fail early on a typo
         self.out = Path(cfg.out)
-        self.dataset = dataset if dataset is not None else load_dataset(cfg.data, model_cfg.resolution)
+        self.dataset = dataset if dataset is not None else open_dataset(cfg.data, model_cfg.resolution)
 
         self.data_rng = random.Random(cfg.seed * 1000 + self.rank)
         self.torch_rng = torch.Generator().manual_seed(cfg.seed + 7919 * (self.rank + 1))

@@ -14,7 +14,7 @@ from .shapes import DEFAULT_HOLDOUT, ShapesWorld
 Dataset = ShapesWorld | CaptionedImages
 
 
-def load_dataset(spec: str, resolution: int, data_root: str | Path = "data") -> Dataset:
+def open_dataset(spec: str, resolution: int, data_root: str | Path = "data") -> Dataset:
     """`shapes`, `emoji`, or a path to a folder with metadata.jsonl."""
     if spec == "shapes":
         return ShapesWorld(resolution, DEFAULT_HOLDOUT)
