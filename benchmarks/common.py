@@ -7,22 +7,20 @@ reported as {"median", "min", "max", "n"} of the timed calls.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from dalle.checkpoint import copy_checkpoint
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # `import dalle` / `import demo` when run from anywhere
-    sys.path.insert(0, str(REPO))
 
 CHECKPOINT_NAMES = ("emoji-64", "shapes-64")  # the two the app benchmark loads
 RUN_EXPORTS = {"emoji-64": ("runs/emoji-64/checkpoint", "emoji"),
@@ -266,23 +264,6 @@ def proc_memory(pid: int) -> dict[str, float | None]:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _copy_checkpoint(src: Path, dest: Path) -> bool:
-    """Copy a checkpoint folder; live training exports are swapped in place, so retry a few times."""
-    for _ in range(5):
-        if not (src / "config.json").is_file():
-            return False
-        try:
-            shutil.copytree(src, dest)
-            json.loads((dest / "config.json").read_text())
-            if any(dest.glob("generator*.safetensors")) and any(dest.glob("discriminator*.safetensors")):
-                return True
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(dest, ignore_errors=True)
-        time.sleep(1)
-    return False
-
-
 def random_checkpoint(dest: Path, dataset: str, tiny: bool = False) -> None:
     """A random-weight checkpoint: the shipped 64 px architecture (or a tiny 32 px one for smoke tests).
 
@@ -322,7 +303,7 @@ def prepare_checkpoints(dest_root: Path, source: Path | None = None, tiny: bool 
         run_path, dataset = RUN_EXPORTS.get(name, (f"runs/{name}/checkpoint", name.split("-")[0]))
         if not tiny:
             for cand in ([source / name] if source else []) + [REPO / "checkpoints" / name, REPO / run_path]:
-                if _copy_checkpoint(cand, dest):
+                if copy_checkpoint(cand, dest):
                     origin[name] = _relative(cand)
                     break
         if name not in origin:

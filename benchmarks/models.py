@@ -80,7 +80,6 @@ def bench_network(pipe, which: str, batch: int, warmup: int, repeats: int) -> di
 def profile_ops(pipe, which: str, batch: int, calls: int = 3, top: int = 6) -> dict[str, Any]:
     """torch.profiler self-CPU time by op for G or D at one batch: the share spent in convolutions
     and matmuls (compute-bound) versus everything else (elementwise, upsampling, copies)."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     x = make_inputs(pipe, batch)

@@ -185,7 +185,7 @@ def markdown(res: dict[str, Any]) -> str:
              f"git {meta.get('git')}; {meta.get('cpu')} × {meta.get('cores')} cores, torch {meta.get('torch')}, "
              f"gradio {meta.get('gradio')}, diffusers {meta.get('diffusers')}. "
              f"Checkpoints: " + ", ".join(f"{k} = {v}" for k, v in (meta.get("checkpoints") or {}).items()) + ". "
-             f"Background training jobs at start: "
+             "Background training jobs at start: "
              + (", ".join(f"pid {j['pid']} state {j['state']}" for j in meta.get("training_jobs", [])) or "none")
              + (f". Env: {meta['env']}" if meta.get("env") else "") + ".", ""]
     runs = meta.get("sections_run") or {}

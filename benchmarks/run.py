@@ -125,8 +125,6 @@ def run_all(mode: str = "full", out: Path = DEFAULT_OUT, only: list[str] | None 
             ) -> dict[str, Any]:
     """Run the selected sections and write results.json, summary.md and the plots into `out`.
     `overrides`: {section: {keyword: value}} on top of the mode's settings (`--set`)."""
-    from . import report
-
     sections = [s for s in SECTIONS if not only or s in only]
     settings = {k: {**v, **(overrides or {}).get(k, {})} for k, v in SETTINGS[mode].items()}
     work = Path(tempfile.mkdtemp(prefix="dalle-bench-"))

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -159,10 +160,12 @@ def write_folder_atomically(dest: str | Path, write: "callable[[Path], None]") -
             shutil.rmtree(old)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        recover_folder(dest)  # the failure may have come after dest was moved aside
         raise CheckpointError(f"{dest}: cannot write checkpoint ({e.strerror or e}); "
                               "the previous checkpoint is kept") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        recover_folder(dest)
         raise
     return dest
 
@@ -194,3 +197,22 @@ def save_checkpoint(dest: str | Path, config: dict, generator: torch.nn.Module,
             (tmp / name).write_bytes(data)
 
     return write_folder_atomically(dest, write)
+
+
+def copy_checkpoint(src: str | Path, dest: str | Path, attempts: int = 5) -> bool:
+    """Copy a checkpoint folder whole. A live training run swaps its export in place every few
+    minutes, so a copy caught mid-swap is discarded and retried. False if `src` is not a checkpoint."""
+    src, dest = Path(src), Path(dest)
+    for _ in range(attempts):
+        if not (src / "config.json").is_file():
+            return False
+        try:
+            shutil.copytree(src, dest)
+            json.loads((dest / "config.json").read_text())
+            if any(dest.glob("generator*.safetensors")) and any(dest.glob("discriminator*.safetensors")):
+                return True
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(dest, ignore_errors=True)
+        time.sleep(1)
+    return False

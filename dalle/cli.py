@@ -180,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out = f"runs/{Path(args.data).name}{args.resolution}"
     try:
         return args.func(args)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+    except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unwritable --out, missing input, full disk: one line, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2

@@ -37,7 +37,20 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**d).validated()
+
+    def validated(self) -> "ModelConfig":
+        """Check types and ranges, so a bad config.json is refused by name, not by a crash later."""
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            # bool is an int subclass; JSON gives no other way to confuse the two
+            if type(value) is not type(default):
+                raise ValueError(f"{f.name} must be {type(default).__name__}, got {value!r}")
+            if isinstance(value, int) and value < 1:
+                raise ValueError(f"{f.name} must be at least 1, got {value}")
+        if self.resolution not in (32, 64, 128):
+            raise ValueError(f"resolution must be 32, 64 or 128, got {self.resolution}")
+        return self
 
     def channels(self, res: int, discriminator: bool = False) -> int:
         base, cap = (self.d_channel_base, self.d_channel_max) if discriminator else (self.channel_base, self.channel_max)

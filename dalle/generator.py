@@ -72,24 +72,28 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor, text: torch.Tensor, eps: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """z [B, z_dim], text [B, text_dim] -> (w [B, w_dim], kl scalar)."""
-        z = z * torch.rsqrt(z.pow(2).mean(-1, keepdim=True) + 1e-8)  # normalise z's second moment
         c, kl = self.ca(text, eps)
-        return self.net(torch.cat([z, c], dim=-1)), kl
+        return self.map(z, c), kl
+
+    def map(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """z [..., z_dim], c [..., cond_dim] -> w [..., w_dim]."""
+        z = z * torch.rsqrt(z.pow(2).mean(-1, keepdim=True) + 1e-8)  # normalise z's second moment
+        return self.net(torch.cat([z, c], dim=-1))
 
     @torch.no_grad()
     def conditional_center(self, text: torch.Tensor, num_samples: int = 256, seed: int = 0) -> torch.Tensor:
         """w_avg(text): the mean of w over `num_samples` noise draws per prompt. text [P, D] -> [P, w_dim].
 
         Uses a fixed seed so a prompt's centre is the same on every call; all prompts are
-        done in one batched pass.
+        done in one batched pass, with the text projection run once per prompt (broadcast
+        over the draws) rather than once per draw.
         """
         g = torch.Generator(device="cpu").manual_seed(seed)
         p = text.shape[0]
         z = torch.randn(num_samples, self.z_dim, generator=g).to(text.device)
         eps = torch.randn(num_samples, self.ca.proj.out_features // 2, generator=g).to(text.device)
-        t = text.repeat_interleave(num_samples, dim=0)
-        w, _ = self(z.repeat(p, 1), t, eps.repeat(p, 1))
-        return w.view(p, num_samples, -1).mean(1)
+        c, _ = self.ca(text[:, None], eps[None])  # [P, N, cond_dim]
+        return self.map(z.expand(p, -1, -1), c).mean(1)
 
 
 class ModulatedConv(nn.Module):

@@ -81,6 +81,9 @@ class TextToImagePipeline:
         self.device = pick_device(device)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         self.discriminator = discriminator.eval().requires_grad_(False).to(self.device)
+        if self.device.type == "cpu":  # NHWC: oneDNN convolutions and bilinear upsampling skip layout copies
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
         self.text_encoder = text_encoder
         self.config = config
         self.model_config: ModelConfig = generator.cfg

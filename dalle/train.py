@@ -39,7 +39,7 @@ from .discriminator import Discriminator
 from .generator import Generator
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .pipeline import pick_device
-from .text_encoder import TextEncoder, encode_captions_cached
+from .text_encoder import encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s"]

@@ -45,7 +45,12 @@ def launch_options() -> dict:
     """Keyword arguments for `launch()` (Gradio 6 takes theme and CSS there)."""
     return {"theme": gr.themes.Soft(primary_hue="indigo"), "css": CSS,
             "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-            "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860"))}
+            "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+            # Gradio's own refusals (e.g. too few inputs) carry their message instead of null
+            "show_error": True,
+            # Gradio keeps ~180 KB of state per session, up to 10,000 sessions by default; every
+            # raw API call is a new session, so a busy Space would grow by ~1.8 GB
+            "state_session_capacity": 128}
 
 
 __all__ = ["QUEUE_CONCURRENCY", "QUEUE_MAX_SIZE", "build_demo", "checkpoints_dir", "launch_options"]

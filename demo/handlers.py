@@ -88,8 +88,11 @@ class Handlers:
         """Returns (grid image, gallery of (image, caption), score table, grid PNG file, notes)."""
         gen = self.service.generate(prompts, seed, truncation, num_images, checkpoint, best_of)
         _warn(gen.warnings)
-        path = self.outputs.write(f"{gen.checkpoint}-seed{gen.seed}", "png", gen.png())
-        return render.display_grid(gen), render.gallery_items(gen), render.score_table(gen), path, _notes(gen)
+        stem = f"{gen.checkpoint}-seed{gen.seed}"
+        path = self.outputs.write(stem, "png", gen.png())
+        # the display grid goes out as a ready PNG file, so Gradio does not re-encode it at level 6
+        grid = self.outputs.write(f"{stem}-display", "png", render.fast_png(render.display_grid(gen)))
+        return grid, render.gallery_items(gen), render.score_table(gen), path, _notes(gen)
 
     @user_errors
     def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoints: Any) -> tuple:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dalle.checkpoint import PICKLE_SUFFIXES
+
 
 @dataclass(frozen=True)
 class CheckpointInfo:
@@ -57,8 +59,9 @@ class Scan:
 def candidate_folders(root: Path) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
     """Split the sub-folders of `root` into (generator candidates, unreadable, skipped).
 
-    Hidden folders and the `.old` / `.tmp-` leftovers of atomic writes are ignored,
-    as are folders without a config.json.
+    Hidden folders and the `.old` / `.tmp-` leftovers of atomic writes are ignored, as are
+    folders without a config.json, unless they hold weights: those are reported, so weights
+    uploaded without their config do not vanish silently.
     """
     candidates: dict[str, Path] = {}
     failed: dict[str, str] = {}
@@ -67,7 +70,12 @@ def candidate_folders(root: Path) -> tuple[dict[str, Path], dict[str, str], dict
         return candidates, failed, skipped
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         name = folder.name
-        if name.startswith(".") or name.endswith(".old") or not (folder / "config.json").is_file():
+        if name.startswith(".") or name.endswith(".old"):
+            continue
+        if not (folder / "config.json").is_file():
+            reason = _weights_without_config(folder)
+            if reason:
+                failed[name] = reason
             continue
         try:
             cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -83,6 +91,19 @@ def candidate_folders(root: Path) -> tuple[dict[str, Path], dict[str, str], dict
         else:
             candidates[name] = folder
     return candidates, failed, skipped
+
+
+def _weights_without_config(folder: Path) -> str | None:
+    """Why a folder without config.json that still holds weights cannot load; None if it holds none."""
+    if (folder / "state.json").is_file():  # a training run's resume state, not a checkpoint
+        return None
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    pickles = [p for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        return f"{pickles[0]}: pickle-based files are refused (they can run code); no config.json either"
+    if any(p.suffix == ".safetensors" for p in files):
+        return f"{folder / 'config.json'}: missing; the weights cannot be loaded without it"
+    return None
 
 
 def config_stamp(path: Path) -> int:

@@ -57,12 +57,22 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _check_unicode(text: str, label: str) -> None:
+    """Lone UTF-16 surrogates (possible in JSON) are not text the tokenizer can read."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"{label} holds invalid Unicode text (a lone surrogate at character "
+                         f"{e.start + 1}); retype it or remove that character.") from None
+
+
 def parse_prompts(text: Any, max_prompts: int = MAX_PROMPTS) -> list[str]:
     """Split text into prompts, one per non-blank line; strips spaces; checks count and length."""
     if text is None:
         text = ""
     if not isinstance(text, str):
         raise InputError(f"Prompts must be text, one prompt per line (got {_show(text)}).")
+    _check_unicode(text, "The prompt text")
     if len(text) > max_prompts * (MAX_PROMPT_CHARS + 1):
         raise InputError(f"The prompt text is {len(text):,} characters long; "
                          f"each prompt may have at most {MAX_PROMPT_CHARS:,} characters.")
@@ -83,6 +93,7 @@ def parse_prompt(text: Any, label: str = "Prompt") -> str:
         text = ""
     if not isinstance(text, str):
         raise InputError(f"{label} must be text (got {_show(text)}).")
+    _check_unicode(text, label)
     prompt = " ".join(text.split()) if len(text) <= 4 * MAX_PROMPT_CHARS else text
     if not prompt:
         raise InputError(f"{label} is empty; enter some text.")

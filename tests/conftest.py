@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dalle.checkpoint import copy_checkpoint
+
 REPO = Path(__file__).resolve().parent.parent
 
 # name in the test folder -> (folders to copy, first found wins: shipped, then live training export;
@@ -23,23 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCES = {"shapes-64": (("checkpoints/shapes-64", "runs/shapes-64/checkpoint"), "shapes"),
            "emoji-64": (("checkpoints/emoji-64", "runs/emoji-64/checkpoint"), "emoji")}
 LOG_HEADER = "step,kimg,loss_d,loss_g,loss_match_d,loss_match_g,r1,kl,d_real_acc,match_acc,img_per_s,elapsed_s\n"
-
-
-def _copy_checkpoint(src: Path, dest: Path) -> bool:
-    """Copy a checkpoint folder (a live training run swaps it every few minutes: retry)."""
-    for _ in range(5):
-        if not (src / "config.json").is_file():
-            return False
-        try:
-            shutil.copytree(src, dest)
-            json.loads((dest / "config.json").read_text())
-            if any(dest.glob("generator*.safetensors")) and any(dest.glob("discriminator*.safetensors")):
-                return True
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(dest, ignore_errors=True)
-        time.sleep(1)
-    return False
 
 
 def _tiny_checkpoint(dest: Path, dataset: str) -> None:
@@ -67,7 +52,7 @@ def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("checkpoints")
     for name, (sources, dataset) in SOURCES.items():
-        if not any(_copy_checkpoint(REPO / src, root / name) for src in sources):
+        if not any(copy_checkpoint(REPO / src, root / name) for src in sources):
             _tiny_checkpoint(root / name, dataset)
     broken = root / "broken"
     shutil.copytree(root / "shapes-64", broken)

@@ -109,11 +109,6 @@ def test_1000_requests_all_succeed(server, capsys) -> None:
               f"{last / 1024:.1f} MiB ({100 * (last - first) / first:+.1f}%)")
 
 
-@pytest.mark.xfail(strict=True, reason="Gradio keeps a SessionState (~180 KB: a copy of every component's "
-                                       "config) per session, up to launch(state_session_capacity=10000); each "
-                                       "raw /gradio_api/call request is a new session, so RSS grows ~18 MiB per "
-                                       "100 requests until 10,000 sessions (~1.8 GB). Fix: pass "
-                                       "state_session_capacity=128 in demo.launch_options() (diff in the report).")
 def test_memory_is_flat_after_1000_requests(server) -> None:
     first, last = server.numbers["rss_kib_after_first"], server.numbers.get("rss_kib_after_total")
     if last is None:

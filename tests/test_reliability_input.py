@@ -229,19 +229,12 @@ def test_extra_arguments_are_ignored(http, app_url) -> None:
     assert r.event == "complete", r.data
 
 
-@pytest.mark.xfail(strict=True, reason="Gradio refuses a call with too few inputs before the handler runs "
-                                       "and, without launch(show_error=True), sends {'error': null}: no "
-                                       "message. Fix: add \"show_error\": True to demo.launch_options().")
 def test_too_few_arguments_get_a_message(http, app_url) -> None:
     r = raw_call(app_url, "generate", {"data": ["a red circle"]}, http=http)
     assert r.event == "error" and "Traceback" not in r.stream
     assert r.error_message and "needed: 6, got: 1" in r.error_message
 
 
-@pytest.mark.xfail(strict=True, reason="a lone UTF-16 surrogate passes parse_prompts and crashes the "
-                                       "tokenizer (TypeError), so the user sees the generic 'Something "
-                                       "went wrong'. Fix: refuse non-UTF-8-encodable text in "
-                                       "demo/service.py parse_prompts/parse_prompt (diff in the report).")
 @pytest.mark.parametrize("api,args", [("generate", gen(prompts="a red \ud800 circle")),
                                       ("interpolate", ["both", "a\udfff", "b", 0, 1, 4, 0.7, "shapes-64"])],
                          ids=["generate", "interpolate"])

@@ -229,11 +229,6 @@ def test_disk_full_on_rename_keeps_the_last_good_checkpoint(good_run, monkeypatc
     assert_kept(good_run, before)
 
 
-@pytest.mark.xfail(strict=True, reason="write_folder_atomically: when the second rename (tmp -> dest) fails, "
-                                       "dest has already been moved to dest.old and is not put back, so the "
-                                       "app sees no checkpoint (state/ is recovered on resume, checkpoint/ "
-                                       "is not). Fix: recover_folder(dest) in the except branches (diff in "
-                                       "the report).")
 def test_failed_second_rename_puts_the_previous_checkpoint_back(good_run, monkeypatch) -> None:
     before = {"state": snapshot(good_run / "state"), "checkpoint": snapshot(good_run / "checkpoint")}
     real_replace = os.replace
@@ -289,10 +284,6 @@ def test_read_only_output_folder(good_run, cache_dir, monkeypatch, capsys) -> No
     assert_kept(good_run, before)
 
 
-@pytest.mark.xfail(strict=True, reason="dalle.cli.main catches CheckpointError/ValueError/FileNotFoundError "
-                                       "but not other OSErrors, so an --out under a file (or a read-only "
-                                       "folder, for log.csv/samples) ends in a traceback. Fix: catch OSError "
-                                       "in dalle/cli.py main (diff in the report).")
 def test_unwritable_out_path_is_a_one_line_error(tmp_path, cache_dir, capsys) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -151,13 +151,13 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     real_seen = np.stack([render(s.shapes, res) for s in seen])
     alignment = {"generated": {"seen": _shapes_alignment(g_seen, seen)},
                  "ceiling_real": {"seen": _shapes_alignment(real_seen, seen)}}
-    g_all, r_gen_all, real_all = g_seen, r_seen, real_seen
+    r_gen_all, real_all = r_seen, real_seen
     if held:
         g_held, r_held, _ = gen([s.caption for s in held], held_seeds, psi)
         real_held = np.stack([render(s.shapes, res) for s in held])
         alignment["generated"]["heldout"] = _shapes_alignment(g_held, held)
         alignment["ceiling_real"]["heldout"] = _shapes_alignment(real_held, held)
-        g_all, r_gen_all = np.concatenate([g_seen, g_held]), np.concatenate([r_seen, r_held])
+        r_gen_all = np.concatenate([r_seen, r_held])
         real_all = np.concatenate([real_seen, real_held])
     gen_a, real_a = alignment["generated"], alignment["ceiling_real"]
     headline = {
@@ -299,7 +299,6 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     from ..text_encoder import encode_captions_cached
 
     ds = data.data
-    res = pipe.model_config.resolution
     enc = pipe.text_encoder if pipe.text_encoder.name == evaluator.text_encoder_name else None
     table = encode_captions_cached(evaluator.text_encoder_name, ds.captions, Path(cache_dir), encoder=enc)
     text_emb = evaluator.embed_text(table)  # [C, E]
