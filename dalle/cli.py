@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ModelConfig, TrainConfig
+from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 
 
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
@@ -49,8 +49,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _dataclass_from_args(TrainConfig, args, data=args.data, out=args.out)
     if args.resume:
         saved = Path(cfg.out) / "state" / "state.json"
-        if saved.exists():  # the run's own model config wins over defaults on resume
+        if saved.exists():  # the run's own model config wins over defaults on resume...
             model_cfg = ModelConfig.from_dict(json.loads(saved.read_text())["model"])
+            for name in RESUMABLE_MODEL_FIELDS:  # ...except what changes no tensor shape, if given
+                if getattr(args, name, None) is not None:
+                    setattr(model_cfg, name, getattr(args, name))
     if cfg.data == "shapes" and args.augment is None:
         cfg.augment = ""  # infinite data, and shifting shapes would falsify "at the top left"
     trainer = Trainer(model_cfg, cfg)

@@ -11,6 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 FORMAT_VERSION = 1  # bump when the checkpoint layout changes incompatibly
+# Model fields added after the first checkpoints, with the value those checkpoints were trained with
+LEGACY_MODEL_DEFAULTS = {"cond_noise": 1.0}
+# Model fields that change no tensor shape, so a resumed run may change them
+RESUMABLE_MODEL_FIELDS = ("cond_noise",)
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ModelConfig:
     d_channel_base: int = 1024  # same rule for the discriminator
     d_channel_max: int = 256
     embed_dim: int = 256  # width of the discriminator's image/text projection space
+    cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -37,17 +42,22 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**d).validated()
+        return cls(**{**LEGACY_MODEL_DEFAULTS, **d}).validated()
 
     def validated(self) -> "ModelConfig":
         """Check types and ranges, so a bad config.json is refused by name, not by a crash later."""
         for f in dataclasses.fields(self):
             value, default = getattr(self, f.name), f.default
+            if isinstance(default, float) and type(value) is int:  # JSON may write 1.0 as 1
+                value = float(value)
+                setattr(self, f.name, value)
             # bool is an int subclass; JSON gives no other way to confuse the two
             if type(value) is not type(default):
                 raise ValueError(f"{f.name} must be {type(default).__name__}, got {value!r}")
             if isinstance(value, int) and value < 1:
                 raise ValueError(f"{f.name} must be at least 1, got {value}")
+            if isinstance(value, float) and not 0.0 <= value < float("inf"):
+                raise ValueError(f"{f.name} must be a finite number >= 0, got {value}")
         if self.resolution not in (32, 64, 128):
             raise ValueError(f"resolution must be 32, 64 or 128, got {self.resolution}")
         return self
@@ -66,12 +76,12 @@ class TrainConfig:
     lr_g: float = 2e-4  # Adam step sizes; equal rates keep G and D balanced
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.99)  # beta1=0 as in StyleGAN2: less momentum, fewer oscillations
-    r1_gamma: float = 0.1  # R1 weight on real images: stabilises D without a Lipschitz constraint
+    r1_gamma: float = 1.0  # R1 weight on real images: stabilises D without a Lipschitz constraint (0.1 let D win)
     r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough
     match_weight: float = 1.0  # matching-aware loss weight (D and G)
     diversity_weight: float = 1.0  # DSGAN term: images of one prompt must differ when z differs (fights mode collapse)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
-    kl_weight: float = 0.01  # conditioning-augmentation KL: keeps the text manifold smooth
+    kl_weight: float = 0.001  # conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)
     ema_kimg: float = 10.0  # EMA half-life in thousands of images; the EMA G is what ships
     ema_rampup: float = 0.05  # shorter half-life early so the EMA tracks the fast-moving start
     augment: str = "translation,cutout"  # DiffAugment policy ("" for none; colour would break captions)

@@ -1,7 +1,7 @@
 """Generator: (z, text embedding) -> mapping -> w -> synthesis -> RGB image in [-1, 1].
 
 Reads top to bottom:
-  1. `ConditioningAugmentation`: text embedding -> (mu, sigma) -> c = mu + sigma * eps (StackGAN).
+  1. `ConditioningAugmentation`: text embedding -> (mu, sigma) -> c = mu + noise * sigma * eps (StackGAN).
   2. `MappingNetwork`: (z, c) -> w, and truncation toward the prompt's own centre
      w_avg(text) = mean of w over many z for that text (`conditional_center`), applied as
      `w_avg.lerp(w, psi)` (`truncate`).
@@ -26,16 +26,20 @@ def truncate(w: torch.Tensor, center: torch.Tensor, psi: float) -> torch.Tensor:
 
 
 class ConditioningAugmentation(nn.Module):
-    """Text embedding -> c ~ N(mu, sigma^2), with a KL term toward N(0, I).
+    """Text embedding -> c = mu + noise * sigma * eps, with a KL term on N(mu, sigma^2) toward N(0, I).
 
     Sampling c instead of using a fixed code smooths the conditioning manifold, which
-    helps with few images per caption (StackGAN, sec. 3.1).
+    helps with few images per caption (StackGAN, sec. 3.1). At noise 1 the sampled part
+    was ~10x the spread of mu between prompts and the generator learned to ignore the text,
+    hence the `noise` scale.
     """
 
     def __init__(self, text_dim: int,  # width of the pooled text embedding
-                 cond_dim: int):  # width of the code c
+                 cond_dim: int,  # width of the code c
+                 noise: float = 1.0):  # scale of sigma * eps; small keeps the text signal above the noise
         super().__init__()
         self.proj = nn.Linear(text_dim, cond_dim * 2)
+        self.noise = noise
 
     def forward(self, text: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """text [B, text_dim] -> (c [B, cond_dim], kl scalar). eps=None samples noise; pass zeros for mu."""
@@ -43,7 +47,7 @@ class ConditioningAugmentation(nn.Module):
         logvar = logvar.clamp(-10, 4)
         if eps is None:
             eps = torch.randn_like(mu)
-        c = mu + torch.exp(0.5 * logvar) * eps
+        c = mu + self.noise * torch.exp(0.5 * logvar) * eps
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
         return c, kl
 
@@ -58,10 +62,11 @@ class MappingNetwork(nn.Module):
                  text_dim: int,  # pooled text embedding width
                  cond_dim: int,  # conditioning-augmentation code width
                  w_dim: int,  # output latent width
-                 num_layers: int = 4):  # MLP depth
+                 num_layers: int = 4,  # MLP depth
+                 cond_noise: float = 1.0):  # conditioning-augmentation noise scale
         super().__init__()
         self.z_dim, self.w_dim = z_dim, w_dim
-        self.ca = ConditioningAugmentation(text_dim, cond_dim)
+        self.ca = ConditioningAugmentation(text_dim, cond_dim, cond_noise)
         layers: list[nn.Module] = []
         dim = z_dim + cond_dim
         for _ in range(num_layers):
@@ -180,7 +185,8 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.text_dim, cfg.cond_dim, cfg.w_dim, cfg.mapping_layers)
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.text_dim, cfg.cond_dim, cfg.w_dim, cfg.mapping_layers,
+                                      cfg.cond_noise)
         self.synthesis = SynthesisNetwork(cfg)
 
     def forward(self, z: torch.Tensor, text: torch.Tensor, psi: float = 1.0,

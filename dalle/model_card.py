@@ -29,6 +29,15 @@ def _emoji_data(dataset: dict) -> str:
     return "\n".join(lines)
 
 
+def _history_lines(history: list[dict]) -> list[str]:
+    """One line per resume that changed a setting (recorded by the trainer)."""
+    lines = []
+    for h in history:
+        changes = ", ".join(f"{k} {old} → {new}" for k, (old, new) in h["changed"].items())
+        lines.append(f"- resumed at step {h['step']:,} ({h['kimg']} kimg) with changed settings: {changes}")
+    return lines
+
+
 def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     folder = Path(folder)
     cfg = read_config(folder)
@@ -59,6 +68,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         f"- wall time of the training steps: {compute.get('wall_time_s', 0) / 3600:.2f} h",
         f"- batch size {cfg['train']['batch_size']}, lr G/D {cfg['train']['lr_g']}/{cfg['train']['lr_d']}, "
         f"R1 γ {cfg['train']['r1_gamma']}, augmentation `{cfg['train']['augment'] or 'none'}`",
+        *_history_lines(cfg.get("training_history") or []),
         "- the shipped generator is the EMA of the training generator, stored in fp16",
         "",
         "## Metrics",

@@ -32,7 +32,7 @@ from . import losses
 from .augment import diff_augment, parse_policy
 from .checkpoint import (CheckpointError, load_tensors, recover_folder, save_checkpoint, save_tensors,
                          write_folder_atomically)
-from .config import ModelConfig, TrainConfig
+from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 from .data import Dataset, open_dataset
 from .data.shapes import ShapesWorld
 from .discriminator import Discriminator
@@ -72,6 +72,18 @@ def ema_beta(batch: int, images_seen: int, cfg: TrainConfig) -> float:
     if cfg.ema_rampup > 0:
         half_life = min(half_life, images_seen * cfg.ema_rampup)
     return 0.5 ** (batch / max(half_life, 1e-8))
+
+
+# Train settings that do not change what is learned; a resume may change them without a note
+BOOKKEEPING = {"out", "threads", "max_minutes", "device", "workers", "cache_dir", "sample_every",
+               "checkpoint_every", "snapshot_kimg", "total_kimg"}
+
+
+def setting_changes(before: dict, after: dict) -> dict[str, list]:
+    """{name: [old, new]} for the learning-relevant settings that differ (JSON-normalised)."""
+    norm = lambda d: json.loads(json.dumps({k: v for k, v in d.items() if k not in BOOKKEEPING}))  # noqa: E731
+    a, b = norm(before), norm(after)
+    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
 class Trainer:
@@ -119,6 +131,7 @@ class Trainer:
             self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
         self.autocast = cfg.mixed_precision and self.device.type == "cuda"
         self.step, self.images_seen, self.wall_time = 0, 0, 0.0
+        self.history: list[dict] = []  # settings changed at a resume: {"step", "kimg", "changed": {name: [old, new]}}
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -237,6 +250,7 @@ class Trainer:
             "train": self.cfg.to_dict(),
             "training_compute": {"wall_time_s": round(self.wall_time, 1), "device": self.device_name(),
                                  "world_size": self.world},
+            "training_history": self.history,
         }
 
     def device_name(self) -> str:
@@ -257,7 +271,7 @@ class Trainer:
         for prefix, m in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
             tensors.update({f"{prefix}.{k}": v.float() for k, v in m.state_dict().items()})
         meta: dict = {"step": self.step, "images_seen": self.images_seen, "wall_time": self.wall_time,
-                      "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(),
+                      "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "history": self.history,
                       "python_rng": list(_jsonable(self.data_rng.getstate())), "opt": {}}
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             sd = opt.state_dict()
@@ -282,8 +296,14 @@ class Trainer:
         if not (folder / "state.json").exists():
             return False
         meta = json.loads((folder / "state.json").read_text())
-        if meta["model"] != self.model_cfg.to_dict():
+        saved_model = ModelConfig.from_dict(meta["model"]).to_dict()
+        fixed = [k for k in saved_model if k not in RESUMABLE_MODEL_FIELDS]
+        if any(saved_model[k] != getattr(self.model_cfg, k) for k in fixed):
             raise CheckpointError(f"{folder / 'state.json'}: run was started with a different model config")
+        self.history = meta.get("history", [])
+        changed = setting_changes({**saved_model, **meta["train"]}, {**self.model_cfg.to_dict(), **self.cfg.to_dict()})
+        if changed:
+            self.history.append({"step": meta["step"], "kimg": round(meta["images_seen"] / 1000, 1), "changed": changed})
         tensors = load_tensors(folder, "state")
         for prefix, m in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
             m.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == prefix})

@@ -88,3 +88,22 @@ def test_error_messages_are_one_line(ckpt):
     with pytest.raises(CheckpointError) as e:
         load_into(Discriminator(CFG), ckpt[0], "discriminator")
     assert "\n" not in str(e.value)
+
+
+def test_config_without_cond_noise_is_read_as_the_legacy_value():
+    """Checkpoints written before `cond_noise` existed were trained with noise 1.0; they load as such."""
+    old = {k: v for k, v in CFG.to_dict().items() if k != "cond_noise"}
+    assert ModelConfig.from_dict(old).cond_noise == 1.0
+    assert ModelConfig().cond_noise == 0.1  # new runs
+    assert ModelConfig.from_dict({**old, "cond_noise": 1}).cond_noise == 1.0  # JSON may write 1.0 as 1
+
+
+def test_cond_noise_scales_the_sampled_part_of_the_text_code():
+    torch.manual_seed(0)
+    g = Generator(ModelConfig(**{**CFG.to_dict(), "cond_noise": 0.5})).mapping
+    text, eps = torch.randn(3, CFG.text_dim), torch.randn(3, CFG.cond_dim)
+    mu, _ = g.ca(text, torch.zeros_like(eps))
+    c, _ = g.ca(text, eps)
+    g.ca.noise = 1.0
+    c_full, _ = g.ca(text, eps)
+    assert torch.allclose(c - mu, 0.5 * (c_full - mu), atol=1e-6)

@@ -121,6 +121,8 @@ BAD_MODEL_VALUES = [
     ("resolution-string", edit_config(model__resolution="abc")),
     ("resolution-zero", edit_config(model__resolution=0)),
     ("z-dim-float", edit_config(model__z_dim=8.5)),
+    ("cond-noise-negative", edit_config(model__cond_noise=-1.0)),
+    ("cond-noise-string", edit_config(model__cond_noise="0.1")),
 ]
 
 ENCODER = SimpleNamespace(name=CFG.text_encoder)  # from_pretrained only compares the name

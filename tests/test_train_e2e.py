@@ -9,7 +9,8 @@ from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
 from dalle.images import read_png_metadata
 from dalle.pipeline import TextToImagePipeline
-from dalle.train import Trainer
+from dalle.model_card import render_model_card
+from dalle.train import Trainer, setting_changes
 
 TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "128", "--w-dim", "64",
               "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--batch-size", "4", "--threads", "1"]
@@ -89,6 +90,32 @@ def test_resume_continues_exactly(tmp_path):
         sa, sb = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), f"{name}.{k} differs after resume"
+
+
+def test_resume_with_changed_settings_is_recorded(tmp_path, capsys):
+    """A resume may change the learning recipe and the shape-free model field cond_noise; the change is
+    written into the state, the checkpoint's config.json and the model card. A shape-changing field is refused."""
+    out = tmp_path / "run"
+    common = ["train", "--data", "shapes", "--out", str(out), "--sample-every", "100", "--checkpoint-every", "2",
+              "--cache-dir", str(tmp_path / "cache"), *TINY_FLAGS]
+    assert main([*common, "--max-steps", "2", "--cond-noise", "1.0"]) == 0
+    assert main([*common, "--max-steps", "4", "--resume", "--cond-noise", "0.25", "--r1-gamma", "2.0"]) == 0
+    cfg = json.loads((out / "checkpoint" / "config.json").read_text())
+    assert cfg["model"]["cond_noise"] == 0.25 and cfg["step"] == 4
+    assert cfg["training_history"] == [{"step": 2, "kimg": 0.0,
+                                        "changed": {"cond_noise": [1.0, 0.25], "r1_gamma": [1.0, 2.0]}}]
+    assert json.loads((out / "state" / "state.json").read_text())["history"] == cfg["training_history"]
+    card = render_model_card(out / "checkpoint", [])
+    assert "resumed at step 2 (0.0 kimg) with changed settings: cond_noise 1.0 → 0.25, r1_gamma 1.0 → 2.0" in card
+    capsys.readouterr()
+    assert main([*common, "--max-steps", "6", "--resume", "--z-dim", "8"]) == 0  # shape fields: the run's own win
+    assert json.loads((out / "checkpoint" / "config.json").read_text())["model"]["z_dim"] == 16
+
+
+def test_setting_changes_ignores_bookkeeping():
+    before = {"r1_gamma": 1.0, "threads": 1, "out": "a", "betas": (0.0, 0.99)}
+    after = {"r1_gamma": 1.0, "threads": 2, "out": "b", "betas": [0.0, 0.99], "kl_weight": 0.001}
+    assert setting_changes(before, after) == {"kl_weight": [None, 0.001]}
 
 
 def test_data_parallel_under_torchrun(tmp_path):
