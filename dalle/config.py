@@ -81,6 +81,7 @@ class TrainConfig:
     match_weight: float = 1.0  # matching-aware loss weight (D and G)
     diversity_weight: float = 1.0  # DSGAN term: images of one prompt must differ when z differs (fights mode collapse)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
+    contrastive_weight: float = 1.0  # batch-contrastive match loss (D and G): rank the own caption first
     kl_weight: float = 0.001  # conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)
     ema_kimg: float = 10.0  # EMA half-life in thousands of images; the EMA G is what ships
     ema_rampup: float = 0.05  # shorter half-life early so the EMA tracks the fast-moving start

@@ -67,6 +67,10 @@ class Discriminator(nn.Module):
         match = (self.image_proj(f) * self.text_proj(text)).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
         return self.realism(f).squeeze(-1), match
 
+    def match_matrix(self, f: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Match logits of every image with every caption: f [B, E], text [B, text_dim] -> [B, B] (bias left out)."""
+        return self.image_proj(f) @ self.text_proj(text).T / math.sqrt(f.shape[-1])
+
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.features(images), text)
 

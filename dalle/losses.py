@@ -7,6 +7,10 @@
   judges as matching their prompt.
 * Diversity (DSGAN, Yang et al., 2019): two noise draws for the same prompt should give
   different images; G is rewarded for the image/noise distance ratio, up to a cap.
+* Contrastive match (XMC-GAN, Zhang et al., 2021): among the captions of a batch, an
+  image's own caption must score highest (and the other way round). D learns it on real
+  images; G is pushed to make images that D ranks first for their own caption. Ranking
+  against the whole batch is a stronger signal than one mismatched caption per image.
 * R1: a gradient penalty on real images only, which keeps D smooth around the data
   without constraining its capacity (Mescheder et al., 2018).
 """
@@ -32,6 +36,18 @@ def d_match_loss(match_true: torch.Tensor, match_wrong: torch.Tensor) -> torch.T
 
 def g_match_loss(fake_match: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_match).mean()
+
+
+def contrastive_match_loss(logits: torch.Tensor, same_caption: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch. logits [B, B] (image i, caption j); same_caption [B, B] bool.
+
+    Row i's target is column i; other columns with the same caption are left out of the softmax,
+    since they are not negatives.
+    """
+    eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+    masked = logits.masked_fill(same_caption & ~eye, float("-inf"))
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(masked, target) + F.cross_entropy(masked.T, target)) / 2
 
 
 def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:

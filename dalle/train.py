@@ -42,7 +42,7 @@ from .pipeline import pick_device
 from .text_encoder import encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl", "diversity",
-              "d_real_acc", "match_acc", "img_per_s", "elapsed_s"]
+              "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g"]
 SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
                   "two red triangles", "three blue circles", "a large purple triangle in the center",
@@ -54,6 +54,11 @@ def preview_prompts(dataset: Dataset, n: int = 8) -> list[str]:
         return SHAPES_PREVIEW[:n]
     step = max(1, len(dataset.captions) // n)
     return dataset.captions[::step][:n]
+
+
+def same_caption(text: torch.Tensor) -> torch.Tensor:
+    """[B, B] bool: rows i and j of the text embeddings [B, D] are the same caption."""
+    return (text[:, None, :] == text[None, :, :]).all(-1)
 
 
 def mismatched(indices: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -176,6 +181,11 @@ class Trainer:
         loss_real = losses.d_realism_loss(r_real.float(), r_fake.float())
         loss_match = losses.d_match_loss(m_true.float(), m_wrong.float())
         loss_d = loss_real + cfg.match_weight * loss_match
+        same = same_caption(text)
+        if cfg.contrastive_weight > 0:
+            loss_con = losses.contrastive_match_loss(self.D.match_matrix(f_real, text).float(), same)
+            loss_d = loss_d + cfg.contrastive_weight * loss_con
+            stats["contrastive_d"] = loss_con.item()
         if do_r1:
             r1 = losses.r1_penalty(real_aug, r_real.float())
             loss_d = loss_d + (cfg.r1_gamma / 2) * cfg.r1_every * r1
@@ -193,10 +203,17 @@ class Trainer:
         with self._autocast():
             z, eps = self._noise(b)
             fake, kl = self.G(z, text, eps=eps)
-            r, m = self.D(self._augment(fake.float()), text)
+            f_fake = self.D.features(self._augment(fake.float()))
+            r, m = self.D.heads(f_fake, text)
         loss_g_real = losses.g_realism_loss(r.float())
         loss_g_match = losses.g_match_loss(m.float())
         loss_g = loss_g_real + cfg.match_weight * loss_g_match + cfg.kl_weight * kl.float()
+        if cfg.contrastive_weight > 0:
+            with self._autocast():
+                logits = self.D.match_matrix(f_fake, text)
+            loss_con_g = losses.contrastive_match_loss(logits.float(), same_caption(text))
+            loss_g = loss_g + cfg.contrastive_weight * loss_con_g
+            stats["contrastive_g"] = loss_con_g.item()
         if cfg.diversity_weight > 0:
             f = fake.float()
             div = losses.g_diversity_loss(f[:half], f[half:2 * half], z[:half], z[half:2 * half], cfg.diversity_cap)
