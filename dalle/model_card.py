@@ -33,7 +33,7 @@ def _history_lines(history: list[dict]) -> list[str]:
     """One line per resume that changed a setting (recorded by the trainer)."""
     lines = []
     for h in history:
-        changes = ", ".join(f"{k} {old} → {new}" for k, (old, new) in h["changed"].items())
+        changes = ", ".join(f"{k} {'not set' if old is None else old} → {new}" for k, (old, new) in h["changed"].items())
         lines.append(f"- resumed at step {h['step']:,} ({h['kimg']} kimg) with changed settings: {changes}")
     return lines
 
