@@ -96,14 +96,15 @@ class TextEncoder:
         truncated = [self.is_too_long(p) for p in prompts]
         return TextEncoding(F.normalize(pooled.float(), dim=-1), out.last_hidden_state.float(), mask, truncated)
 
-    def embed(self, prompts: list[str], batch_size: int = 256) -> torch.Tensor:
-        """Pooled embeddings [B, D] on CPU, served from the LRU where possible."""
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
-        for i in range(0, len(missing), batch_size):
-            chunk = missing[i:i + batch_size]
-            pooled = self.encode(chunk).pooled.cpu()
-            for p, e in zip(chunk, pooled):
-                self._cache[p] = e
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        """Pooled embeddings [B, D] on CPU, served from the LRU where possible.
+
+        Each new prompt is encoded on its own: batched with others it would be padded, and
+        padding changes the float rounding, so the same prompt (and then the same seed) could
+        give different pixels depending on what an earlier request had encoded with it.
+        """
+        for p in dict.fromkeys(p for p in prompts if p not in self._cache):
+            self._cache[p] = self.encode([p]).pooled[0].cpu()
         out = torch.stack([self._cache[p] for p in prompts]) if prompts else torch.empty(0, self.dim)
         for p in prompts:
             self._cache.move_to_end(p)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 from gradio_client import Client
 
 from test_reliability_support import AppProcess
@@ -84,3 +85,14 @@ def test_concurrent_requests_do_not_share_rng_state(app_url: str) -> None:
                 together = together[::-1]
             for args, a, b in zip(REQUESTS, alone, together):
                 assert a == b, f"seed {args[1]} on {args[4]} differs when run concurrently"
+
+
+def test_a_prompt_embeds_the_same_whatever_came_before() -> None:
+    """Padding in a batch changes float rounding; the app's embeddings must depend on the prompt alone."""
+    from dalle.text_encoder import TextEncoder
+
+    fresh, warmed = TextEncoder(cache_size=8), TextEncoder(cache_size=8)
+    warmed.embed(["red heart", "a much longer prompt that forces padding on the shorter one in its batch"])
+    alone = fresh.embed(["grinning face", "red heart"])
+    after = warmed.embed(["grinning face", "red heart"])
+    assert torch.equal(alone, after)
