@@ -96,3 +96,17 @@ def test_a_prompt_embeds_the_same_whatever_came_before() -> None:
     alone = fresh.embed(["grinning face", "red heart"])
     after = warmed.embed(["grinning face", "red heart"])
     assert torch.equal(alone, after)
+
+
+def test_a_prompt_centre_is_the_same_whatever_came_before(checkpoints_dir: Path) -> None:
+    """Batch shape changes float rounding; a cached truncation centre must depend on its prompt alone."""
+    from dalle.pipeline import TextToImagePipeline
+
+    first = TextToImagePipeline.from_pretrained(checkpoints_dir / "emoji-64", device="cpu")
+    second = TextToImagePipeline.from_pretrained(checkpoints_dir / "emoji-64", device="cpu",
+                                                 text_encoder=first.text_encoder)
+    prompts = ["red heart", "grinning face"]
+    text = first.encode(prompts)
+    together = first.conditional_centers(prompts, text)
+    alone = second.conditional_centers(prompts[1:], text[1:])
+    assert torch.equal(together[1], alone[0])
