@@ -89,16 +89,19 @@ class MappingNetwork(nn.Module):
     def conditional_center(self, text: torch.Tensor, num_samples: int = 256, seed: int = 0) -> torch.Tensor:
         """w_avg(text): the mean of w over `num_samples` noise draws per prompt. text [P, D] -> [P, w_dim].
 
-        Uses a fixed seed so a prompt's centre is the same on every call; all prompts are
-        done in one batched pass, with the text projection run once per prompt (broadcast
-        over the draws) rather than once per draw.
+        Uses a fixed seed so a prompt's centre is the same on every call. Prompts are done one
+        at a time: batch shape changes the float rounding, and a prompt's centre must not depend
+        on which prompts it was computed with. The text projection runs once per prompt
+        (broadcast over the draws), not once per draw.
         """
         g = torch.Generator(device="cpu").manual_seed(seed)
-        p = text.shape[0]
-        z = torch.randn(num_samples, self.z_dim, generator=g).to(text.device)
-        eps = torch.randn(num_samples, self.ca.proj.out_features // 2, generator=g).to(text.device)
-        c, _ = self.ca(text[:, None], eps[None])  # [P, N, cond_dim]
-        return self.map(z.expand(p, -1, -1), c).mean(1)
+        z = torch.randn(1, num_samples, self.z_dim, generator=g).to(text.device)
+        eps = torch.randn(1, num_samples, self.ca.proj.out_features // 2, generator=g).to(text.device)
+        centers = []
+        for t in text.split(1):  # t [1, D]
+            c, _ = self.ca(t[:, None], eps)  # [1, N, cond_dim]
+            centers.append(self.map(z, c).mean(1))
+        return torch.cat(centers)
 
 
 class ModulatedConv(nn.Module):

@@ -122,15 +122,12 @@ class TextToImagePipeline:
         return self.text_encoder.embed(prompts).to(self.device)
 
     def conditional_centers(self, prompts: list[str], text: torch.Tensor) -> torch.Tensor:
-        """w_avg per prompt [P, w_dim], cached by prompt.
-
-        Each missing centre is computed on its own, not batched with the request's other prompts:
-        batch shape changes the float rounding, and a cached centre must not depend on which
-        request first asked for it (same request, same bytes, whatever came before).
-        """
-        for i, p in enumerate(prompts):
-            if p not in self._centers:
-                self._centers[p] = self.generator.mapping.conditional_center(text[i:i + 1])[0]
+        """w_avg per prompt [P, w_dim], cached by prompt; missing ones are computed in one call."""
+        missing = [i for i, p in enumerate(prompts) if p not in self._centers]
+        if missing:
+            new = self.generator.mapping.conditional_center(text[missing])
+            for i, c in zip(missing, new):
+                self._centers[prompts[i]] = c
         out = torch.stack([self._centers[p] for p in prompts])
         for p in prompts:
             self._centers.move_to_end(p)

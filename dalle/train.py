@@ -181,9 +181,8 @@ class Trainer:
         loss_real = losses.d_realism_loss(r_real.float(), r_fake.float())
         loss_match = losses.d_match_loss(m_true.float(), m_wrong.float())
         loss_d = loss_real + cfg.match_weight * loss_match
-        same = same_caption(text)
         if cfg.contrastive_weight > 0:
-            loss_con = losses.contrastive_match_loss(self.D.match_matrix(f_real, text).float(), same)
+            loss_con = losses.contrastive_match_loss(self.D.match_matrix(f_real, text).float(), same_caption(text))
             loss_d = loss_d + cfg.contrastive_weight * loss_con
             stats["contrastive_d"] = loss_con.item()
         if do_r1:
@@ -205,12 +204,11 @@ class Trainer:
             fake, kl = self.G(z, text, eps=eps)
             f_fake = self.D.features(self._augment(fake.float()))
             r, m = self.D.heads(f_fake, text)
+            logits = self.D.match_matrix(f_fake, text) if cfg.contrastive_weight > 0 else None
         loss_g_real = losses.g_realism_loss(r.float())
         loss_g_match = losses.g_match_loss(m.float())
         loss_g = loss_g_real + cfg.match_weight * loss_g_match + cfg.kl_weight * kl.float()
-        if cfg.contrastive_weight > 0:
-            with self._autocast():
-                logits = self.D.match_matrix(f_fake, text)
+        if logits is not None:
             loss_con_g = losses.contrastive_match_loss(logits.float(), same_caption(text))
             loss_g = loss_g + cfg.contrastive_weight * loss_con_g
             stats["contrastive_g"] = loss_con_g.item()
