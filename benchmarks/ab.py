@@ -29,7 +29,7 @@ def _pair_order(i: int) -> tuple[str, str]:
 
 
 def run(checkpoints: Path, before_repo: Path, after_repo: Path, launches: int = 3, warmup: int = 1,
-        repeats: int = 10, checkpoint: str = "emoji-64") -> dict[str, Any]:
+        repeats: int = 10, checkpoint: str = "emoji-32") -> dict[str, Any]:
     from gradio_client import Client
 
     repos = {"before": before_repo, "after": after_repo}
@@ -51,7 +51,7 @@ def run(checkpoints: Path, before_repo: Path, after_repo: Path, launches: int = 
                 cold[tag].append(first)
             plain = {t: Client(apps[t].url, verbose=False, download_files=False, ssl_verify=False) for t in apps}
             for t in apps:  # both checkpoints' pipelines used once, as in e2e.run
-                _generate(clients[t], [EMOJI_PROMPTS[1]], 0, 4, "shapes-64")
+                _generate(clients[t], [EMOJI_PROMPTS[1]], 0, 4, "shapes-32")
             for scenario in SCENARIOS:
                 k = 4 if scenario.startswith("4x4") else 1
                 miss = "miss" in scenario
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.splitlines()[0])
     p.add_argument("--after-repo", type=Path, required=True, help="scratch copy with the change applied")
     p.add_argument("--before-repo", type=Path, default=REPO)
-    p.add_argument("--checkpoints", type=Path, default=None, help="folder with emoji-64/ and shapes-64/")
+    p.add_argument("--checkpoints", type=Path, default=None, help="folder with emoji-32/ and shapes-32/")
     p.add_argument("--launches", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=10)

@@ -22,9 +22,9 @@ from dalle.checkpoint import copy_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
-CHECKPOINT_NAMES = ("emoji-64", "shapes-64")  # the two the app benchmark loads
-RUN_EXPORTS = {"emoji-64": ("runs/emoji-64/checkpoint", "emoji"),
-               "shapes-64": ("runs/shapes-64/checkpoint", "shapes")}
+CHECKPOINT_NAMES = ("emoji-32", "shapes-32")  # the two the app benchmark loads
+RUN_EXPORTS = {"emoji-32": ("runs/emoji-32/checkpoint", "emoji"),
+               "shapes-32": ("runs/shapes-32/checkpoint", "shapes")}
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -265,9 +265,9 @@ def proc_memory(pid: int) -> dict[str, float | None]:
 
 # ---------------------------------------------------------------------------- checkpoints
 def random_checkpoint(dest: Path, dataset: str, tiny: bool = False) -> None:
-    """A random-weight checkpoint: the shipped 64 px architecture (or a tiny 32 px one for smoke tests).
+    """A random-weight checkpoint: the shipped 32 px architecture (or a tiny one for smoke tests).
 
-    Speed does not depend on the weights, so the timing of a random 64 px model is the timing
+    Speed does not depend on the weights, so the timing of a random 32 px model is the timing
     of the trained one; the results say which was used.
     """
     import torch
@@ -279,7 +279,7 @@ def random_checkpoint(dest: Path, dataset: str, tiny: bool = False) -> None:
 
     torch.manual_seed(0)
     cfg = (ModelConfig(resolution=32, channel_base=128, d_channel_base=128, channel_max=64, d_channel_max=64,
-                       w_dim=64, z_dim=16, cond_dim=16, embed_dim=64, mapping_layers=2)
+                       w_dim=64, z_dim=16, cond_dim=16, embed_dim=64, mapping_layers=2, attn_dim=32, max_tokens=8)
            if tiny else ModelConfig())
     config = {"model": cfg.to_dict(), "name": dest.name, "step": 0, "images_seen": 0,
               "dataset": {"name": dataset}}

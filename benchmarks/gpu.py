@@ -41,7 +41,7 @@ def run(checkpoint: Path, batches: tuple[int, ...] = (1, 1024), warmup: int = 3,
     sync = torch.cuda.synchronize if device == "cuda" else None
     pipe = load_pipeline(checkpoint, device="cpu")
     flops = flops_per_image(pipe)  # counted on the fp32 CPU graph: the same ops run on the GPU
-    inputs = {b: make_inputs(pipe, b) for b in batches}  # text, noise, centres (fp32, CPU)
+    inputs = {b: make_inputs(pipe, b) for b in batches}  # text (TextCondition), noise, centres (fp32, CPU)
     pipe.generator.to(device=device, dtype=torch.bfloat16)
     pipe.discriminator.to(device=device, dtype=torch.bfloat16)
     pipe.device = torch.device(device)
@@ -49,7 +49,8 @@ def run(checkpoint: Path, batches: tuple[int, ...] = (1, 1024), warmup: int = 3,
     with LoadMeter() as load:
         before = matmul_limit(device, matmul_n, 2, 5, torch.bfloat16)
         for b in batches:
-            x = {k: v.to(device=device, dtype=torch.bfloat16) for k, v in inputs[b].items()}
+            # tensors and the TextCondition alike: floats to bf16 on the device (its bool mask keeps its dtype)
+            x = {k: v.to(device, torch.bfloat16) for k, v in inputs[b].items()}
 
             def gen() -> Any:
                 return pipe.synthesize(x["text"], x["z"], x["eps"], 0.7, x["centers"])

@@ -4,8 +4,9 @@ of the matmul FLOP/s measured in the same process (before and after, pooled).
 The calls timed are the library's own inference paths, so a change in `dalle/` shows up here:
     generator      TextToImagePipeline.synthesize: mapping -> truncation toward the cached centre -> synthesis
     discriminator  TextToImagePipeline.score_tensor: trunk -> realism and match heads -> probabilities
-Text embeddings are random unit vectors (the text encoder is not part of either network) and the
-truncation centres are computed once beforehand, as the app caches them.
+Text conditions are random (the text encoder is not part of either network): unit sentence vectors
+and `max_tokens` token states per prompt with a few real words each, so G's word attention runs at its
+full length. The truncation centres are computed once beforehand, as the app caches them.
 """
 
 from __future__ import annotations
@@ -34,22 +35,38 @@ def load_pipeline(checkpoint: Path, device: str = "cpu"):
     return TextToImagePipeline(g, d, None, config, device=device, name=checkpoint.name)  # type: ignore[arg-type]
 
 
+def random_condition(cfg, count: int, generator: Any = None):
+    """A TextCondition of `count` random prompts: unit pooled vectors [count, text_dim] and token states
+    [count, max_tokens, text_dim], zero past each prompt's length (4, 6, 8, ... real tokens, capped at
+    max_tokens), as `dalle.text_encoder.fixed_length` pads them."""
+    import torch
+
+    from dalle.text_encoder import TextCondition
+
+    pooled = torch.nn.functional.normalize(torch.randn(count, cfg.text_dim, generator=generator), dim=-1)
+    lengths = torch.tensor([min(4 + 2 * i, cfg.max_tokens) for i in range(count)])
+    mask = torch.arange(cfg.max_tokens)[None, :] < lengths[:, None]
+    tokens = torch.randn(count, cfg.max_tokens, cfg.text_dim, generator=generator) * mask[..., None]
+    return TextCondition(pooled, tokens, mask)
+
+
 def make_inputs(pipe, batch: int, seed: int = 0) -> dict[str, Any]:
-    """Text, noise, and cached centres for a batch (prompts cycle through PROMPTS rows)."""
+    """Text (a TextCondition), noise, and cached centres for a batch (prompts cycle through PROMPTS rows)."""
     import torch
 
     cfg = pipe.model_config
     g = torch.Generator().manual_seed(seed)
-    prompts = torch.nn.functional.normalize(torch.randn(PROMPTS, cfg.text_dim, generator=g), dim=-1)
+    prompts = random_condition(cfg, PROMPTS, g)
     with torch.inference_mode():
-        centers = pipe.generator.mapping.conditional_center(prompts.to(pipe.device))
+        centers = pipe.generator.mapping.conditional_center(prompts.pooled.to(pipe.device))
     rows = torch.arange(batch) % PROMPTS
     return {"text": prompts[rows].to(pipe.device), "z": torch.randn(batch, cfg.z_dim, generator=g),
             "eps": torch.randn(batch, cfg.cond_dim, generator=g), "centers": centers[rows]}
 
 
 def flops_per_image(pipe) -> dict[str, float]:
-    """FLOPs per image of G (mapping + synthesis), of D (trunk + heads), and of one prompt's centre."""
+    """FLOPs per image of G (mapping + synthesis, word attention included), of D (trunk + heads), and of
+    one prompt's centre. FlopCounterMode counts every matmul and convolution run, so new layers count."""
     x = make_inputs(pipe, 1)
     holder: dict[str, Any] = {}
 
@@ -58,7 +75,7 @@ def flops_per_image(pipe) -> dict[str, float]:
 
     g = count_flops(gen)
     d = count_flops(lambda: pipe.score_tensor(holder["img"], x["text"]))
-    c = count_flops(lambda: pipe.generator.mapping.conditional_center(x["text"]))
+    c = count_flops(lambda: pipe.generator.mapping.conditional_center(x["text"].pooled))
     return {"generator": float(g), "discriminator": float(d), "center_per_prompt": float(c)}
 
 

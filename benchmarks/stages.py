@@ -24,7 +24,7 @@ from .e2e import EMOJI_PROMPTS
 STAGES = (
     ("handler (Handlers.generate)", "demo.handlers", "Handlers.generate"),
     ("  service.generate", "demo.service", "ModelService.generate"),
-    ("    text encoder (embed)", "dalle.text_encoder", "TextEncoder.embed"),
+    ("    text encoder (condition)", "dalle.text_encoder", "TextEncoder.condition"),
     ("    prompt length check (tokenise)", "dalle.text_encoder", "TextEncoder.is_too_long"),
     ("    truncation centres", "dalle.pipeline", "TextToImagePipeline.conditional_centers"),
     ("    seeds -> latents", "dalle.pipeline", "seed_latents"),
@@ -83,7 +83,7 @@ class Timers:
 
 class HashEncoder:
     """A stand-in text encoder for smoke tests (no transformers import): deterministic unit
-    vectors from a hash of the prompt. Same interface as dalle.text_encoder.TextEncoder."""
+    vectors and token states from a hash of the prompt. Same interface as dalle.text_encoder.TextEncoder."""
 
     def __init__(self, name: str = "all-MiniLM-L6-v2", device: Any = "cpu", dim: int = 384, **_: Any):
         self.name, self.dim, self.max_length = name, dim, 128
@@ -95,15 +95,38 @@ class HashEncoder:
         return self.count_tokens(prompt) > self.max_length
 
     def embed(self, prompts: list[str], batch_size: int = 256) -> Any:
+        """Pooled unit vectors [B, dim] on CPU."""
+        import torch
+
+        rows = [torch.randn(self.dim, generator=self._generator(p)) for p in prompts]
+        if not rows:
+            return torch.empty(0, self.dim)
+        return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
+
+    def condition(self, prompts: list[str], max_tokens: int) -> Any:
+        """A TextCondition on CPU: the pooled vector of `embed` and `max_tokens` token states, real for the
+        prompt's `count_tokens` (cut at max_tokens) and zero after, all from the prompt's hash."""
+        import torch
+
+        from dalle.text_encoder import TextCondition
+
+        pooled = self.embed(prompts)
+        tokens = torch.zeros(len(prompts), max_tokens, self.dim)
+        mask = torch.zeros(len(prompts), max_tokens, dtype=torch.bool)
+        for i, p in enumerate(prompts):
+            n = min(self.count_tokens(p), max_tokens)
+            tokens[i, :n] = torch.randn(n, self.dim, generator=self._generator("tokens\0" + p))
+            mask[i, :n] = True
+        return TextCondition(pooled, tokens, mask)
+
+    @staticmethod
+    def _generator(prompt: str) -> Any:
         import hashlib
 
         import torch
 
-        rows = []
-        for p in prompts:
-            seed = int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little")
-            rows.append(torch.randn(self.dim, generator=torch.Generator().manual_seed(seed)))
-        return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
+        seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "little")
+        return torch.Generator().manual_seed(seed)
 
 
 @contextlib.contextmanager
@@ -132,7 +155,7 @@ def timed_app(checkpoints: Path, fake_encoder: bool = False) -> Iterator[tuple[A
         timers.restore()
 
 
-def run(checkpoints: Path, checkpoint: str = "emoji-64", warmup: int = 2, repeats: int = 10,
+def run(checkpoints: Path, checkpoint: str = "emoji-32", warmup: int = 2, repeats: int = 10,
         threads: int | None = None, fake_encoder: bool = False) -> dict[str, Any]:
     """Median per stage (ms) for 1x4 and 4x4, with a text-embedding cache hit and a miss."""
     import torch

@@ -57,6 +57,9 @@ def read_config(folder: str | Path) -> dict:
     version = cfg.get("format_version")
     if not isinstance(version, int):
         raise CheckpointError(f"{path}: missing or invalid format_version")
+    if version < FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version} is older than this library reads "
+                              f"({FORMAT_VERSION}); retrain it with `python -m dalle train --preset ...`")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {version} is newer than this library reads "
                               f"({FORMAT_VERSION}); upgrade dalle")

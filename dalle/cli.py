@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,sample,info,prepare} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,ablate,sample,info,prepare,evaluate,card} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.
@@ -40,25 +40,55 @@ def _dataclass_from_args(cls: type, args: argparse.Namespace, **overrides):
     return cls(**values)
 
 
+def _apply_preset(args: argparse.Namespace) -> None:
+    """Fill every flag the user left out from the preset (explicit flags win)."""
+    from .presets import PRESETS
+
+    if args.preset is None:
+        return
+    if args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
+    for name, value in PRESETS[args.preset].items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import Trainer
 
+    _apply_preset(args)
+    args.data = args.data or "shapes"
+    args.resolution = args.resolution or ModelConfig.resolution
+    args.out = args.out or f"runs/{Path(args.data).name}-{args.resolution}"
     model_cfg = _dataclass_from_args(ModelConfig, args, resolution=args.resolution)
     if model_cfg.resolution not in (32, 64, 128):
         raise SystemExit("error: --resolution must be 32, 64 or 128")
     cfg = _dataclass_from_args(TrainConfig, args, data=args.data, out=args.out)
+    saved = Path(cfg.out) / "state" / "state.json"
     if args.resume:
-        saved = Path(cfg.out) / "state" / "state.json"
         if saved.exists():  # the run's own model config wins over defaults on resume...
             model_cfg = ModelConfig.from_dict(json.loads(saved.read_text())["model"])
             for name in RESUMABLE_MODEL_FIELDS:  # ...except what changes no tensor shape, if given
                 if getattr(args, name, None) is not None:
                     setattr(model_cfg, name, getattr(args, name))
-    if cfg.data == "shapes" and args.augment is None:
-        cfg.augment = ""  # infinite data, and shifting shapes would falsify "at the top left"
+    if args.init_from and not (args.resume and saved.exists()):  # take the checkpoint's architecture
+        from .checkpoint import model_config, read_config
+        model_cfg = model_config(read_config(args.init_from))
     trainer = Trainer(model_cfg, cfg)
     out = trainer.run(resume=args.resume, max_steps=args.max_steps)
     print(f"checkpoint: {out}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .ablation import ablate, parse_variant
+
+    variants = [parse_variant(v) for v in args.variant]
+    command = "python -m dalle " + shlex.join(sys.argv[1:] if args.command_line is None else args.command_line)
+    print(ablate(variants, args.preset, args.minutes, Path(args.out), args.parallel,
+                 Path(args.doc) if args.doc else None, args.title, command))
     return 0
 
 
@@ -124,14 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model")
-    p.add_argument("--data", default="shapes", help="shapes | emoji | path to a folder with metadata.jsonl")
-    p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--out", default=None, help="run directory (default runs/<data><resolution>)")
+    p.add_argument("--preset", default=None, help="a shipped recipe (shapes, emoji); other flags override it")
+    p.add_argument("--data", default=None, help="shapes | emoji | path to a folder with metadata.jsonl")
+    p.add_argument("--resolution", type=int, default=None, help=f"(default {ModelConfig.resolution})")
+    p.add_argument("--out", default=None, help="run directory (default runs/<data>-<resolution>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state if present")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for smoke tests)")
     _add_dataclass_flags(p, TrainConfig, skip={"data", "out"})
     _add_dataclass_flags(p, ModelConfig, skip={"resolution"})
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ablate", help="train recipe variants for the same minutes each, evaluate, tabulate")
+    p.add_argument("--preset", required=True, help="recipe the variants start from (shapes, emoji)")
+    p.add_argument("--minutes", type=float, required=True, help="training budget per variant")
+    p.add_argument("--variant", action="append", required=True, metavar="NAME=FLAGS",
+                   help="repeat: a name and the train flags it adds, e.g. 'no-recon=--recon none'")
+    p.add_argument("--parallel", type=int, default=2, help="variants trained at once (one CPU core each)")
+    p.add_argument("--out", default="runs/ablation", help="folder for the variants' runs")
+    p.add_argument("--doc", default=None, help="Markdown file whose section gets the table (e.g. docs/recipe.md)")
+    p.add_argument("--title", default="", help="section title in --doc")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("sample", help="write a grid: rows are prompts, columns are seeds")
     p.add_argument("--checkpoint", required=True)
@@ -179,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
-    if args.command == "train" and args.out is None:
-        args.out = f"runs/{Path(args.data).name}{args.resolution}"
+    args.command_line = argv
     try:
         return args.func(args)
     except (CheckpointError, ValueError) as e:

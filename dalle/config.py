@@ -10,25 +10,26 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-FORMAT_VERSION = 1  # bump when the checkpoint layout changes incompatibly
-# Model fields added after the first checkpoints, with the value those checkpoints were trained with
-LEGACY_MODEL_DEFAULTS = {"cond_noise": 1.0}
+FORMAT_VERSION = 2  # bump when the checkpoint layout changes incompatibly (2: word attention, projection input)
 # Model fields that change no tensor shape, so a resumed run may change them
 RESUMABLE_MODEL_FIELDS = ("cond_noise",)
 
 
 @dataclass
 class ModelConfig:
-    resolution: int = 64  # output side in pixels: 32, 64 or 128
+    resolution: int = 32  # output side in pixels: 32, 64 or 128
     text_encoder: str = "all-MiniLM-L6-v2"  # name/path of the frozen text encoder
     text_dim: int = 384  # width of the encoder's pooled embedding
     z_dim: int = 64  # noise width; small is enough for single-object scenes
     cond_dim: int = 128  # width of the conditioning-augmentation code c
     w_dim: int = 256  # intermediate latent width (mapping output)
-    mapping_layers: int = 4  # depth of the (z, c) -> w MLP
-    channel_base: int = 1024  # G/D channels at resolution r are channel_base / r ...
+    mapping_layers: int = 2  # depth of the (z, c) -> w MLP; the text also reaches G through word attention
+    max_tokens: int = 24  # token states kept per prompt for word attention (longer prompts are cut here)
+    attn_dim: int = 128  # width of G's learned word states and of its attention layers
+    attn_max_res: int = 16  # G attends to the words at every block up to this resolution
+    channel_base: int = 2048  # G/D channels at resolution r are channel_base / r ...
     channel_max: int = 256  # ... capped here; keeps low-res layers from dominating FLOPs
-    d_channel_base: int = 1024  # same rule for the discriminator
+    d_channel_base: int = 1024  # same rule for the discriminator (thin at high resolution: fast on a CPU)
     d_channel_max: int = 256
     embed_dim: int = 256  # width of the discriminator's image/text projection space
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
@@ -42,7 +43,7 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**{**LEGACY_MODEL_DEFAULTS, **d}).validated()
+        return cls(**d).validated()
 
     def validated(self) -> "ModelConfig":
         """Check types and ranges, so a bad config.json is refused by name, not by a crash later."""
@@ -78,23 +79,29 @@ class TrainConfig:
     betas: tuple[float, float] = (0.0, 0.99)  # beta1=0 as in StyleGAN2: less momentum, fewer oscillations
     r1_gamma: float = 1.0  # R1 weight on real images: stabilises D without a Lipschitz constraint (0.1 let D win)
     r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough
-    match_weight: float = 1.0  # matching-aware loss weight (D and G)
-    diversity_weight: float = 1.0  # DSGAN term: images of one prompt must differ when z differs (fights mode collapse)
-    diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
+    joint_weight: float = 1.0  # projection (image, text) loss on reals, fakes and mismatched reals (D and G)
     contrastive_weight: float = 1.0  # batch-contrastive match loss (D and G): rank the own caption first
+    recon: str = "prior"  # reconstruction of real images: "prior" (z ~ N(0, I), pix2pix-style), "posterior" (VAE-GAN, half the batch), "none"
+    recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
+    vae_kl_weight: float = 0.01  # KL of the VAE-GAN encoder's q(z | x, t) toward the prior (recon="posterior")
+    diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
+    diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
+    style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)
     kl_weight: float = 0.001  # conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)
     ema_kimg: float = 10.0  # EMA half-life in thousands of images; the EMA G is what ships
     ema_rampup: float = 0.05  # shorter half-life early so the EMA tracks the fast-moving start
-    augment: str = "translation,cutout"  # DiffAugment policy ("" for none; colour would break captions)
+    augment: str = ""  # DiffAugment policy, e.g. "translation,cutout" ("" for none; shifts would falsify "top left")
     seed: int = 0  # one seed: same seed, same run
     sample_every: int = 500  # steps between sample grids / metric rows
     checkpoint_every: int = 1000  # steps between resumable checkpoints
     snapshot_kimg: list[float] = field(default_factory=list)  # keep frozen exports at these kimg
     workers: int = 0  # data threads; 0 = draw batches in the training process
     device: str = "auto"  # "auto" picks CUDA when present
-    mixed_precision: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    mixed_precision: bool = True  # bf16 autocast (CUDA, and CPUs with AMX/AVX512-bf16); weights and losses stay fp32
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this long; 0 = no limit
+    snapshot_minutes: list[float] = field(default_factory=list)  # also keep frozen exports at these wall-clock minutes
+    init_from: str = ""  # start from a checkpoint folder's weights (G, EMA G and D) with fresh optimizer moments
     cache_dir: str = "data/cache"  # on-disk cache of caption embeddings, shared across runs
 
     def to_dict(self) -> dict:

@@ -1,14 +1,16 @@
-"""Discriminator with two logits per image: realism and text match.
+"""Discriminator: a projection discriminator that judges (image, text) jointly.
 
 image -> strided conv trunk down to 4x4 -> flattened feature f (keeps *where*
 things are, which captions talk about) ->
-  * realism = linear(f)                         "is this a real image?"
-  * match   = <proj_img(f), proj_text(t)> + b   "does it show this prompt?"
+  * realism u(f)     = linear(f)                         "is this a real image?"
+  * match   m(f, t)  = <proj_img(f), proj_text(t)> + b   "does it show this prompt?"
+  * joint   u + m    the conditional logit of the adversarial game (Miyato & Koyama, 2018)
 
-The match head is a projection discriminator (Miyato & Koyama, 2018) trained
-matching-aware: real images with their own caption are positives, real images
-with another image's caption are negatives (GAN-INT-CLS). `score` turns both
-logits into probabilities for the app.
+Training (see `dalle/train.py`): the joint logit is real for real images with their own
+caption, fake for G's images and for real images with another caption (GAN-INT-CLS), so
+the text is judged on fakes too. u alone also learns real vs fake, and m alone ranks an
+image's own caption first among the batch's captions on real images. The app shows
+sigmoid(u) as "realism" and sigmoid(m) as "text match" (`score`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .text_encoder import TextCondition
 
 
 class DownBlock(nn.Module):
@@ -63,19 +66,21 @@ class Discriminator(nn.Module):
         return self.feature(self.blocks(F.leaky_relu(self.from_rgb(images), 0.2)))
 
     def heads(self, f: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """f [B, E], text [B, text_dim] -> (realism logits [B], match logits [B])."""
+        """f [B, E], text [B, text_dim] (pooled) -> (realism logits u [B], match logits m [B]); joint = u + m."""
         match = (self.image_proj(f) * self.text_proj(text)).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
         return self.realism(f).squeeze(-1), match
 
     def match_matrix(self, f: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Match logits of every image with every caption: f [B, E], text [B, text_dim] -> [B, B] (bias left out)."""
+        """Match logits of every image with every caption: f [B, E], text [B, text_dim] (pooled) -> [B, B]
+        (bias left out)."""
         return self.image_proj(f) @ self.text_proj(text).T / math.sqrt(f.shape[-1])
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.heads(self.features(images), text)
+    def forward(self, images: torch.Tensor, text: TextCondition) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (u [B], m [B])."""
+        return self.heads(self.features(images), text.pooled)
 
     @torch.inference_mode()
-    def score(self, images: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Probabilities in [0, 1]: {"realism": [B], "match": [B]}. images in [-1, 1]."""
+    def score(self, images: torch.Tensor, text: TextCondition) -> dict[str, torch.Tensor]:
+        """Probabilities in [0, 1]: {"realism": sigmoid(u) [B], "match": sigmoid(m) [B]}. images in [-1, 1]."""
         realism, match = self(images.clamp(-1, 1), text)
         return {"realism": torch.sigmoid(realism), "match": torch.sigmoid(match)}

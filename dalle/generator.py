@@ -1,23 +1,26 @@
-"""Generator: (z, text embedding) -> mapping -> w -> synthesis -> RGB image in [-1, 1].
+"""Generator: (z, text) -> mapping -> w -> synthesis (with word attention) -> RGB image in [-1, 1].
 
 Reads top to bottom:
-  1. `ConditioningAugmentation`: text embedding -> (mu, sigma) -> c = mu + noise * sigma * eps (StackGAN).
+  1. `ConditioningAugmentation`: sentence embedding -> (mu, sigma) -> c = mu + noise * sigma * eps (StackGAN).
   2. `MappingNetwork`: (z, c) -> w, and truncation toward the prompt's own centre
      w_avg(text) = mean of w over many z for that text (`conditional_center`), applied as
      `w_avg.lerp(w, psi)` (`truncate`).
-  3. `SynthesisNetwork`: a learned 4x4 constant, upsampled block by block; every conv is
-     modulated by w (StyleGAN2 modulation/demodulation), and RGB is summed over scales (skip).
+  3. `SynthesisNetwork`: the first 4x4 feature map is a learned projection of w, so the text and z
+     lay out the scene from the start. Each block upsamples x2 and runs 3x3 convs whose normalised
+     output is scaled and shifted by a per-layer style from w; at low resolution a `WordAttention`
+     layer lets every position read the prompt's token states ("top left", "three", "left of"
+     are words a pooled sentence vector blurs).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .losses import gaussian_kl
+from .text_encoder import TextCondition
 
 
 def truncate(w: torch.Tensor, center: torch.Tensor, psi: float) -> torch.Tensor:
@@ -26,7 +29,7 @@ def truncate(w: torch.Tensor, center: torch.Tensor, psi: float) -> torch.Tensor:
 
 
 class ConditioningAugmentation(nn.Module):
-    """Text embedding -> c = mu + noise * sigma * eps, with a KL term on N(mu, sigma^2) toward N(0, I).
+    """Sentence embedding -> c = mu + noise * sigma * eps, with a KL term on the distribution sampled.
 
     Sampling c instead of using a fixed code smooths the conditioning manifold, which
     helps with few images per caption (StackGAN, sec. 3.1). At noise 1 the sampled part
@@ -48,21 +51,20 @@ class ConditioningAugmentation(nn.Module):
         if eps is None:
             eps = torch.randn_like(mu)
         c = mu + self.noise * torch.exp(0.5 * logvar) * eps
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        return c, kl
+        # The KL regularises the code's distribution N(mu, sigma^2); `noise` is a sampling temperature on
+        # top of it (docs/design.md). A KL on the tempered N(mu, (noise * sigma)^2) would push sigma up
+        # until the noise drowned the text again.
+        return c, gaussian_kl(mu, logvar.exp())
 
 
 class MappingNetwork(nn.Module):
-    """(z, text) -> w, with conditional truncation.
-
-    Args mirror ModelConfig: z_dim, text_dim, cond_dim, w_dim, num_layers.
-    """
+    """(z, sentence embedding) -> w, with conditional truncation."""
 
     def __init__(self, z_dim: int,  # noise width
                  text_dim: int,  # pooled text embedding width
                  cond_dim: int,  # conditioning-augmentation code width
                  w_dim: int,  # output latent width
-                 num_layers: int = 4,  # MLP depth
+                 num_layers: int = 2,  # MLP depth
                  cond_noise: float = 1.0):  # conditioning-augmentation noise scale
         super().__init__()
         self.z_dim, self.w_dim = z_dim, w_dim
@@ -76,7 +78,7 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor, text: torch.Tensor, eps: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """z [B, z_dim], text [B, text_dim] -> (w [B, w_dim], kl scalar)."""
+        """z [B, z_dim], text [B, text_dim] (pooled) -> (w [B, w_dim], kl scalar)."""
         c, kl = self.ca(text, eps)
         return self.map(z, c), kl
 
@@ -104,82 +106,123 @@ class MappingNetwork(nn.Module):
         return torch.cat(centers)
 
 
-class ModulatedConv(nn.Module):
-    """3x3 (or 1x1) conv whose input channels are scaled per sample by a style from w.
+class StyledConv(nn.Module):
+    """3x3 conv -> GroupNorm -> per-sample scale and shift from a style of w -> LeakyReLU.
 
-    Demodulation rescales each output channel to unit expected variance, so styles
-    cannot blow activations up (StyleGAN2). Implemented as scale -> conv -> rescale,
-    which batches as one ordinary conv (fast on CPU).
+    The normalisation removes the feature statistics and the style puts new ones in
+    (AdaIN / FiLM, as in StyleGAN1 and DF-GAN): cheap on a CPU, and each layer has its own style.
     """
 
     def __init__(self, in_ch: int,  # input channels
                  out_ch: int,  # output channels
-                 w_dim: int,  # latent width feeding the style affine
-                 kernel: int = 3,  # spatial kernel size
-                 demodulate: bool = True):  # off for toRGB layers
+                 w_dim: int):  # latent width feeding the style affine
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel) / math.sqrt(in_ch * kernel * kernel))
-        self.bias = nn.Parameter(torch.zeros(out_ch))
-        self.affine = nn.Linear(w_dim, in_ch)
-        nn.init.ones_(self.affine.bias)  # styles start at 1: the conv starts unmodulated
-        self.demodulate, self.padding = demodulate, kernel // 2
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm = nn.GroupNorm(min(8, out_ch), out_ch, affine=False)
+        self.style = nn.Linear(w_dim, 2 * out_ch)
+        nn.init.zeros_(self.style.weight)
+        nn.init.zeros_(self.style.bias)  # starts as plain normalised convs: scale 1, shift 0
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """x [B, in_ch, H, W], w [B, w_dim] -> [B, out_ch, H, W]."""
-        s = self.affine(w)  # [B, in]
-        x = F.conv2d(x * s[:, :, None, None], self.weight, padding=self.padding)
-        if self.demodulate:
-            wsq = self.weight.pow(2).sum(dim=(2, 3))  # [out, in]
-            d = torch.rsqrt(s.pow(2) @ wsq.t() + 1e-8)  # [B, out]
-            x = x * d[:, :, None, None]
-        return x + self.bias[None, :, None, None]
+        scale, shift = self.style(w)[:, :, None, None].chunk(2, dim=1)
+        return F.leaky_relu(self.norm(self.conv(x)) * (1 + scale) + shift, 0.2)
+
+
+class WordAttention(nn.Module):
+    """Every spatial position attends over the prompt's words; the result is added to the features.
+
+    Queries come from the normalised feature map, keys and values from the (already projected)
+    token states; padded tokens are masked out. The output projection starts at zero, so the
+    layer begins as the identity.
+    """
+
+    def __init__(self, channels: int,  # feature channels at this resolution
+                 dim: int,  # width of the word states and of the attention
+                 heads: int = 4):  # attention heads
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(min(8, channels), channels)
+        self.q = nn.Linear(channels, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], words [B, L, dim], mask [B, L] bool -> [B, C, H, W]."""
+        b, c, h, w = x.shape
+        q = self.q(self.norm(x).flatten(2).transpose(1, 2))  # [B, HW, dim]
+        k, v = self.kv(words).chunk(2, dim=-1)  # [B, L, dim] each
+        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # noqa: E731  [B, heads, N, dim/heads]
+        q, k, v = split(q), split(k), split(v)
+        # Written out rather than F.scaled_dot_product_attention: with ~20 keys, the fused CPU kernel's
+        # backward was 6x slower than these two small matmuls.
+        logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # [B, heads, HW, L]
+        weights = logits.float().masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1).to(v.dtype)
+        out = self.out((weights @ v).transpose(1, 2).flatten(2))  # [B, HW, C]
+        return x + out.transpose(1, 2).reshape(b, c, h, w)
 
 
 class SynthesisBlock(nn.Module):
-    """Upsample x2, then `num_convs` modulated 3x3 convs; emits an RGB residual."""
+    """Upsample x2 (nearest), `num_convs` styled convs, then word attention if this resolution has it."""
 
     def __init__(self, in_ch: int,  # channels coming from the previous resolution
                  out_ch: int,  # channels at this resolution
                  w_dim: int,  # latent width
-                 num_convs: int = 1,  # convs at this resolution
-                 upsample: bool = True):  # False for the 4x4 block on the constant
+                 num_convs: int,  # styled convs at this resolution
+                 attn_dim: int,  # width of the word states; 0 = no word attention here
+                 upsample: bool = True):  # False for the 4x4 block
         super().__init__()
         self.upsample = upsample
-        self.convs = nn.ModuleList(ModulatedConv(in_ch if i == 0 else out_ch, out_ch, w_dim) for i in range(num_convs))
-        self.to_rgb = ModulatedConv(out_ch, 3, w_dim, kernel=1, demodulate=False)
+        self.convs = nn.ModuleList(StyledConv(in_ch if i == 0 else out_ch, out_ch, w_dim) for i in range(num_convs))
+        self.attn = WordAttention(out_ch, attn_dim) if attn_dim else None
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, ws: list[torch.Tensor], words: torch.Tensor, mask: torch.Tensor,
+                ) -> torch.Tensor:
+        """x [B, in_ch, H, W], ws: one [B, w_dim] per conv -> [B, out_ch, 2H, 2W] (or H, W without upsampling)."""
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x, w), 0.2)
-        return x, self.to_rgb(x, w)
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        for conv, w in zip(self.convs, ws):
+            x = conv(x, w)
+        return self.attn(x, words, mask) if self.attn is not None else x
 
 
 class SynthesisNetwork(nn.Module):
-    """w -> image [B, 3, R, R] in [-1, 1] (tanh-free; clamp at display)."""
+    """(w, words) -> image [B, 3, R, R] in [-1, 1] (tanh-free; clamp at display).
+
+    w may be [B, w_dim] (one style for every layer) or [B, num_ws, w_dim] (a style per layer,
+    as style mixing uses).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.resolution = cfg.resolution
         c4 = cfg.channels(4)
-        self.const = nn.Parameter(torch.randn(c4, 4, 4))
-        blocks = [SynthesisBlock(c4, c4, cfg.w_dim, num_convs=1, upsample=False)]
-        res, ch = 8, c4
+        self.input = nn.Linear(cfg.w_dim, c4 * 16)  # the first 4x4 map is a projection of w (text and z)
+        self.text = nn.Sequential(nn.LayerNorm(cfg.text_dim), nn.Linear(cfg.text_dim, cfg.attn_dim))  # word states
+        blocks, res, ch = [], 4, c4
         while res <= cfg.resolution:
             out = cfg.channels(res)
-            # two convs at low resolution where they are cheap, one above 16 px.
-            blocks.append(SynthesisBlock(ch, out, cfg.w_dim, num_convs=2 if res <= 16 else 1))
+            attn = cfg.attn_dim if res <= cfg.attn_max_res else 0
+            # two convs at low resolution where they are cheap, one above 16 px
+            blocks.append(SynthesisBlock(ch, out, cfg.w_dim, 2 if res <= 16 else 1, attn, upsample=res > 4))
             res, ch = res * 2, out
         self.blocks = nn.ModuleList(blocks)
+        self.to_rgb = nn.Conv2d(ch, 3, 1)
+        self.num_ws = 1 + sum(len(b.convs) for b in self.blocks)  # the input projection, then each conv
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        x = self.const.unsqueeze(0).expand(w.shape[0], -1, -1, -1)
-        rgb = None
+    def forward(self, w: torch.Tensor, text: TextCondition) -> torch.Tensor:
+        """w [B, w_dim] or [B, num_ws, w_dim], text with tokens [B, L, text_dim] -> image [B, 3, R, R]."""
+        ws = list((w if w.dim() == 3 else w[:, None].expand(-1, self.num_ws, -1)).unbind(1))
+        words = self.text(text.tokens.to(w.dtype))
+        x = self.input(ws[0]).view(w.shape[0], -1, 4, 4)
+        i = 1
         for block in self.blocks:
-            x, y = block(x, w)
-            rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + y
-        return rgb
+            n = len(block.convs)
+            x = block(x, ws[i:i + n], words, text.mask)
+            i += n
+        return self.to_rgb(x)
 
 
 class Generator(nn.Module):
@@ -192,18 +235,18 @@ class Generator(nn.Module):
                                       cfg.cond_noise)
         self.synthesis = SynthesisNetwork(cfg)
 
-    def forward(self, z: torch.Tensor, text: torch.Tensor, psi: float = 1.0,
+    def forward(self, z: torch.Tensor, text: TextCondition, psi: float = 1.0,
                 center: torch.Tensor | None = None, eps: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """z [B, z_dim], text [B, text_dim] -> (image [B, 3, R, R], kl scalar).
+        """z [B, z_dim], text (B prompts) -> (image [B, 3, R, R], kl scalar).
 
         eps [B, cond_dim] is the conditioning-augmentation noise (sampled when None).
         psi < 1 pulls w toward `center` ([B, w_dim], from `mapping.conditional_center`);
         it is computed here when not given.
         """
-        w, kl = self.mapping(z, text, eps)
+        w, kl = self.mapping(z, text.pooled, eps)
         if psi != 1.0:
             if center is None:
-                center = self.mapping.conditional_center(text)
+                center = self.mapping.conditional_center(text.pooled)
             w = truncate(w, center, psi)
-        return self.synthesis(w), kl
+        return self.synthesis(w, text), kl

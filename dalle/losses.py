@@ -1,10 +1,13 @@
 """GAN losses. Each is a small function so the training loop reads as a recipe.
 
 * Realism: non-saturating logistic loss (StyleGAN2's choice): it gives G strong gradients
-  early, when D easily rejects its samples.
-* Match (matching-aware, GAN-INT-CLS): D learns that a real image with its own caption
-  matches and with another image's caption does not; G is pushed to make images D
-  judges as matching their prompt.
+  early, when D easily rejects its samples. G's side of the joint game uses it too.
+* Conditional (projection D with matching-aware negatives, GAN-INT-CLS): the joint logit
+  u + m is real for a real image with its own caption, fake for G's image and for a real
+  image with another caption. This is where the text meets G's images in D's training.
+* Reconstruction: L1 from a generated image to the real image of the same caption. It gives
+  every pixel a supervised gradient, the cheapest sample efficiency there is on a CPU.
+* KL: toward N(0, I), for the conditioning augmentation and the VAE-GAN encoder.
 * Diversity (DSGAN, Yang et al., 2019): two noise draws for the same prompt should give
   different images; G is rewarded for the image/noise distance ratio, up to a cap.
 * Contrastive match (XMC-GAN, Zhang et al., 2021): among the captions of a batch, an
@@ -29,13 +32,21 @@ def g_realism_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
-def d_match_loss(match_true: torch.Tensor, match_wrong: torch.Tensor) -> torch.Tensor:
-    """Logits of real images with their own captions vs with mismatched captions."""
-    return F.softplus(-match_true).mean() + F.softplus(match_wrong).mean()
+def d_conditional_loss(real_matched: torch.Tensor, fake: torch.Tensor, real_mismatched: torch.Tensor,
+                       ) -> torch.Tensor:
+    """Joint logits [B] of (real, own caption) -> real; (fake, its caption) and (real, wrong caption) -> fake.
+    The two kinds of fake share one weight, as in GAN-INT-CLS."""
+    return F.softplus(-real_matched).mean() + (F.softplus(fake).mean() + F.softplus(real_mismatched).mean()) / 2
 
 
-def g_match_loss(fake_match: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-fake_match).mean()
+def reconstruction_loss(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute pixel error. images, target [B, 3, R, R] in [-1, 1]."""
+    return (images - target).abs().mean()
+
+
+def gaussian_kl(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, var) || N(0, I)) summed over the last dim, averaged over the rest. mu, var [..., D]."""
+    return 0.5 * (mu.pow(2) + var - 1 - torch.log(var + 1e-12)).sum(-1).mean()
 
 
 def contrastive_match_loss(logits: torch.Tensor, same_caption: torch.Tensor) -> torch.Tensor:

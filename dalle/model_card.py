@@ -30,9 +30,13 @@ def _emoji_data(dataset: dict) -> str:
 
 
 def _history_lines(history: list[dict]) -> list[str]:
-    """One line per resume that changed a setting (recorded by the trainer)."""
+    """One line per start from another checkpoint, and per resume that changed a setting (recorded by the trainer)."""
     lines = []
     for h in history:
+        if "init_from" in h:
+            lines.append(f"- started from the weights of `{h['init_from']}` (its step {h.get('from_step', 0):,}), "
+                         "with fresh optimizer state")
+            continue
         changes = ", ".join(f"{k} {'not set' if old is None else old} → {new}" for k, (old, new) in h["changed"].items())
         lines.append(f"- resumed at step {h['step']:,} ({h['kimg']} kimg) with changed settings: {changes}")
     return lines

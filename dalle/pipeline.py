@@ -1,6 +1,6 @@
 """TextToImagePipeline: prompt -> text encoder -> mapping -> truncation -> synthesis -> image -> scores.
 
-    pipe = TextToImagePipeline.from_pretrained("checkpoints/emoji-64")
+    pipe = TextToImagePipeline.from_pretrained("checkpoints/emoji-32")
     out = pipe(["red heart", "grinning face"], seed=0, truncation=0.7, num_images=4)
     out.images[0][3]   # PIL image of prompt 0 with seed 3
     out.realism, out.match  # [P, N] probabilities from the discriminator
@@ -24,7 +24,7 @@ from .config import ModelConfig
 from .discriminator import Discriminator
 from .generator import Generator, truncate
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
-from .text_encoder import TextEncoder
+from .text_encoder import TextCondition, TextEncoder
 
 MAX_SEED = 2**63 - 1
 
@@ -117,15 +117,15 @@ class TextToImagePipeline:
         return int(self.config.get("step", 0))
 
     # ------------------------------------------------------------------ building blocks
-    def encode(self, prompts: list[str]) -> torch.Tensor:
-        """Pooled text embeddings [P, text_dim] on the pipeline's device (LRU-cached)."""
-        return self.text_encoder.embed(prompts).to(self.device)
+    def encode(self, prompts: list[str]) -> TextCondition:
+        """Sentence embeddings and word states of P prompts on the pipeline's device (LRU-cached)."""
+        return self.text_encoder.condition(prompts, self.model_config.max_tokens).to(self.device)
 
-    def conditional_centers(self, prompts: list[str], text: torch.Tensor) -> torch.Tensor:
+    def conditional_centers(self, prompts: list[str], text: TextCondition) -> torch.Tensor:
         """w_avg per prompt [P, w_dim], cached by prompt; missing ones are computed in one call."""
         missing = [i for i, p in enumerate(prompts) if p not in self._centers]
         if missing:
-            new = self.generator.mapping.conditional_center(text[missing])
+            new = self.generator.mapping.conditional_center(text.pooled[missing])
             for i, c in zip(missing, new):
                 self._centers[prompts[i]] = c
         out = torch.stack([self._centers[p] for p in prompts])
@@ -136,16 +136,16 @@ class TextToImagePipeline:
         return out
 
     @torch.inference_mode()
-    def synthesize(self, text: torch.Tensor, z: torch.Tensor, eps: torch.Tensor, truncation: float,
+    def synthesize(self, text: TextCondition, z: torch.Tensor, eps: torch.Tensor, truncation: float,
                    centers: torch.Tensor | None) -> torch.Tensor:
-        """text [B, D], z [B, z_dim], eps [B, cond_dim], centers [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
-        w, _ = self.generator.mapping(z.to(self.device), text, eps.to(self.device))
+        """text (B prompts), z [B, z_dim], eps [B, cond_dim], centers [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
+        w, _ = self.generator.mapping(z.to(self.device), text.pooled, eps.to(self.device))
         if truncation != 1.0 and centers is not None:
             w = truncate(w, centers, truncation)
-        return self.generator.synthesis(w).clamp(-1, 1)
+        return self.generator.synthesis(w, text).clamp(-1, 1)
 
     @torch.inference_mode()
-    def score_tensor(self, images: torch.Tensor, text: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def score_tensor(self, images: torch.Tensor, text: TextCondition) -> tuple[np.ndarray, np.ndarray]:
         s = self.discriminator.score(images, text)
         return s["realism"].float().cpu().numpy(), s["match"].float().cpu().numpy()
 
@@ -201,7 +201,7 @@ class TextToImagePipeline:
         t = torch.linspace(0, 1, frames, device=self.device)[:, None]
         text2 = self.encode([prompt_a, prompt_b])
         centers2 = self.conditional_centers([prompt_a, prompt_b], text2)
-        text = text2[0].lerp(text2[1], t)
+        text = text2[:1].lerp(text2[1:], t)
         centers = centers2[0].lerp(centers2[1], t)
         (za, zb), (ea, eb) = seed_latents([seed_a, seed_b], self.model_config.z_dim, self.model_config.cond_dim)
         z = slerp(za, zb, t.cpu())

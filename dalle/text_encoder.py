@@ -35,6 +35,49 @@ class TextEncoding:
     truncated: list[bool]  # per prompt: was it cut at the encoder's limit?
 
 
+@dataclass
+class TextCondition:
+    """What the networks read of a batch of prompts: the sentence and its words.
+
+    Token states are padded (or cut) to a fixed length L, so conditions of different
+    prompts stack, slice and cache like one tensor.
+    """
+
+    pooled: torch.Tensor  # [B, D] sentence embedding: mapping network and D's match head
+    tokens: torch.Tensor  # [B, L, D] per-token states, zeros where padded: G's word attention
+    mask: torch.Tensor  # [B, L] bool, True where a token is real
+
+    def __len__(self) -> int:
+        return self.pooled.shape[0]
+
+    def __getitem__(self, idx) -> "TextCondition":
+        """Rows `idx` (a slice or an index tensor), as a new condition."""
+        return TextCondition(self.pooled[idx], self.tokens[idx], self.mask[idx])
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> "TextCondition":
+        return TextCondition(self.pooled.to(device, dtype), self.tokens.to(device, dtype), self.mask.to(device))
+
+    @staticmethod
+    def cat(parts: list["TextCondition"]) -> "TextCondition":
+        return TextCondition(torch.cat([p.pooled for p in parts]), torch.cat([p.tokens for p in parts]),
+                             torch.cat([p.mask for p in parts]))
+
+    def lerp(self, end: "TextCondition", t: torch.Tensor) -> "TextCondition":
+        """A walk from row 0 of self to row 0 of `end` at t [F, 1]: F rows. Words of either end stay visible."""
+        return TextCondition(self.pooled[0].lerp(end.pooled[0], t), self.tokens[0].lerp(end.tokens[0], t[:, :, None]),
+                             (self.mask[0] | end.mask[0]).expand(t.shape[0], -1))
+
+
+def fixed_length(tokens: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad with zeros (or cut) tokens [B, L, D] and mask [B, L] to `length` positions; mask becomes bool."""
+    tokens, mask = tokens[:, :length], mask[:, :length].bool()
+    pad = length - tokens.shape[1]
+    if pad > 0:
+        tokens = F.pad(tokens, (0, 0, 0, pad))
+        mask = F.pad(mask, (0, pad), value=False)
+    return tokens * mask[..., None], mask
+
+
 def resolve_encoder_path(name: str) -> str:
     """Map the default encoder name to the packaged model directory; pass others through."""
     if name == DEFAULT_ENCODER:
@@ -73,7 +116,7 @@ class TextEncoder:
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self.dim = int(self.model.config.hidden_size)
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[str, TextCondition] = OrderedDict()
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
@@ -96,21 +139,31 @@ class TextEncoder:
         truncated = [self.is_too_long(p) for p in prompts]
         return TextEncoding(F.normalize(pooled.float(), dim=-1), out.last_hidden_state.float(), mask, truncated)
 
-    def embed(self, prompts: list[str]) -> torch.Tensor:
-        """Pooled embeddings [B, D] on CPU, served from the LRU where possible.
+    def condition(self, prompts: list[str], max_tokens: int) -> TextCondition:
+        """Pooled embeddings and token states (cut or padded to `max_tokens`) on CPU, from the LRU where possible.
 
         Each new prompt is encoded on its own: batched with others it would be padded, and
         padding changes the float rounding, so the same prompt (and then the same seed) could
         give different pixels depending on what an earlier request had encoded with it.
         """
-        for p in dict.fromkeys(p for p in prompts if p not in self._cache):
-            self._cache[p] = self.encode([p]).pooled[0].cpu()
-        out = torch.stack([self._cache[p] for p in prompts]) if prompts else torch.empty(0, self.dim)
+        key = lambda p: f"{max_tokens}\0{p}"  # noqa: E731
+        for p in dict.fromkeys(p for p in prompts if key(p) not in self._cache):
+            enc = self.encode([p])
+            tokens, mask = fixed_length(enc.tokens.cpu(), enc.mask.cpu(), max_tokens)
+            self._cache[key(p)] = TextCondition(enc.pooled.cpu(), tokens, mask)
+        if not prompts:
+            return TextCondition(torch.empty(0, self.dim), torch.empty(0, max_tokens, self.dim),
+                                 torch.empty(0, max_tokens, dtype=torch.bool))
+        out = TextCondition.cat([self._cache[key(p)] for p in prompts])
         for p in prompts:
-            self._cache.move_to_end(p)
+            self._cache.move_to_end(key(p))
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return out
+
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        """Pooled embeddings [B, D] on CPU (see `condition`)."""
+        return self.condition(prompts, 1).pooled
 
 
 def caption_cache_key(encoder_name: str, captions: list[str]) -> str:
@@ -121,21 +174,28 @@ def caption_cache_key(encoder_name: str, captions: list[str]) -> str:
 
 
 def encode_captions_cached(encoder_name: str, captions: list[str], cache_dir: str | Path,
-                           batch_size: int = 256, encoder: TextEncoder | None = None) -> torch.Tensor:
-    """Pooled embeddings [N, D] (fp32) of a dataset's captions, cached on disk as fp16 safetensors."""
+                           batch_size: int = 256, encoder: TextEncoder | None = None,
+                           max_tokens: int = 1) -> TextCondition:
+    """Conditions of a dataset's captions (tokens cut or padded to `max_tokens`), cached on disk as fp16
+    safetensors. Returns pooled [N, D] in fp32 and tokens [N, max_tokens, D] in fp16 (memory)."""
     from safetensors.torch import load_file, save_file
 
     cache_dir = Path(cache_dir)
-    key = caption_cache_key(encoder_name, captions)
+    key = caption_cache_key(f"{encoder_name}\0{max_tokens}", captions)
     path = cache_dir / f"text-{key}.safetensors"
-    if path.exists():
-        return load_file(str(path))["pooled"].float()
-    enc = encoder or TextEncoder(encoder_name)
-    pooled = torch.cat([enc.encode(captions[i:i + batch_size]).pooled.cpu()
-                        for i in range(0, len(captions), batch_size)])
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"pooled": pooled.half()}, str(tmp), metadata={"encoder": encoder_name, "count": str(len(captions))})
-    os.replace(tmp, path)
-    (cache_dir / f"text-{key}.json").write_text(json.dumps({"encoder": encoder_name, "count": len(captions)}))
-    return pooled.half().float()  # the same values a later cache hit returns: runs resume exactly
+    if not path.exists():
+        enc = encoder or TextEncoder(encoder_name)
+        parts = []
+        for i in range(0, len(captions), batch_size):
+            e = enc.encode(captions[i:i + batch_size])
+            tokens, mask = fixed_length(e.tokens.cpu(), e.mask.cpu(), max_tokens)
+            parts.append(TextCondition(e.pooled.cpu(), tokens, mask))
+        table = TextCondition.cat(parts)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs started together write their own temporary file
+        save_file({"pooled": table.pooled.half(), "tokens": table.tokens.half(), "mask": table.mask},
+                  str(tmp), metadata={"encoder": encoder_name, "count": str(len(captions))})
+        os.replace(tmp, path)
+        (cache_dir / f"text-{key}.json").write_text(json.dumps({"encoder": encoder_name, "count": len(captions)}))
+    t = load_file(str(path))  # a fresh run and a cache hit see the same values: runs resume exactly
+    return TextCondition(t["pooled"].float(), t["tokens"], t["mask"])

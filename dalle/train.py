@@ -1,10 +1,17 @@
 """Training loop: a plain loop over D and G steps, outside any nn.Module.
 
 One step:
-  D: real images with their captions (match), with other captions (mismatch), and
-     G's images (fake) -> realism loss + matching-aware loss (+ lazy R1 every k steps)
-  G: fresh images -> fool the realism head and satisfy the match head (+ CA's KL term)
+  D: real images with their own captions (real), G's images (fake) and real images with
+     other captions (mismatched) -> unconditional realism loss on u, joint projection loss
+     on u + m, batch-contrastive match loss on real pairs (+ lazy R1 every k steps)
+  G: fresh images -> fool u and u + m, rank their own caption first, and reconstruct the
+     real image of the same caption in pixels: every image from a prior z ("prior",
+     pix2pix-style), or half the batch from the VAE-GAN encoder's posterior z of its real
+     image ("posterior"; the other half from the prior, adversarial only) (+ the KL terms)
   EMA: G_ema <- lerp toward G; G_ema is what gets exported and shipped.
+
+The networks run under bf16 autocast where the hardware has it; weights, optimizer state
+and every loss stay fp32.
 
 Run state (weights, optimizers, RNGs, counters) lives in `<out>/state/` as safetensors +
 JSON and is written atomically, so `--resume` continues exactly where training stopped.
@@ -36,13 +43,14 @@ from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 from .data import Dataset, open_dataset
 from .data.shapes import ShapesWorld
 from .discriminator import Discriminator
+from .encoder import ImageEncoder
 from .generator import Generator
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .pipeline import pick_device
-from .text_encoder import encode_captions_cached
+from .text_encoder import TextCondition, encode_captions_cached
 
-LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_match_d", "loss_match_g", "r1", "kl", "diversity",
-              "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g"]
+LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
+              "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl"]
 SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
                   "two red triangles", "three blue circles", "a large purple triangle in the center",
@@ -56,9 +64,20 @@ def preview_prompts(dataset: Dataset, n: int = 8) -> list[str]:
     return dataset.captions[::step][:n]
 
 
-def same_caption(text: torch.Tensor) -> torch.Tensor:
-    """[B, B] bool: rows i and j of the text embeddings [B, D] are the same caption."""
-    return (text[:, None, :] == text[None, :, :]).all(-1)
+def same_caption(indices: torch.Tensor) -> torch.Tensor:
+    """[B, B] bool: items i and j of the batch have the same caption index."""
+    return indices[:, None] == indices[None, :]
+
+
+def mix_styles(w: torch.Tensor, w_other: torch.Tensor, num_ws: int, prob: float, rng: torch.Generator,
+               ) -> torch.Tensor:
+    """Per-layer styles [B, num_ws, w_dim]: for a share `prob` of the batch, the layers from a random
+    crossover on take `w_other` instead of w (style mixing, StyleGAN). w, w_other [B, w_dim]."""
+    b = w.shape[0]
+    cut = torch.randint(1, num_ws, (b, 1), generator=rng)
+    cut = torch.where(torch.rand(b, 1, generator=rng) < prob, cut, torch.full_like(cut, num_ws)).to(w.device)
+    later = torch.arange(num_ws, device=w.device)[None, :] >= cut  # [B, num_ws]
+    return torch.where(later[..., None], w_other[:, None], w[:, None])
 
 
 def mismatched(indices: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -72,6 +91,15 @@ def mismatched(indices: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     return out
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AMX or AVX512-bf16), so autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def ema_beta(batch: int, images_seen: int, cfg: TrainConfig) -> float:
     half_life = cfg.ema_kimg * 1000
     if cfg.ema_rampup > 0:
@@ -81,7 +109,7 @@ def ema_beta(batch: int, images_seen: int, cfg: TrainConfig) -> float:
 
 # Train settings that do not change what is learned; a resume may change them without a note
 BOOKKEEPING = {"out", "threads", "max_minutes", "device", "workers", "cache_dir", "sample_every",
-               "checkpoint_every", "snapshot_kimg", "total_kimg"}
+               "checkpoint_every", "snapshot_kimg", "snapshot_minutes", "total_kimg", "init_from"}
 
 
 def setting_changes(before: dict, after: dict) -> dict[str, list]:
@@ -114,42 +142,64 @@ class Trainer:
 
         # One encoder pass (or a disk-cache hit) for every training caption plus the preview prompts.
         self.preview = preview_prompts(self.dataset)
-        table = encode_captions_cached(model_cfg.text_encoder, self.dataset.captions + self.preview, cfg.cache_dir)
-        if table.shape[1] != model_cfg.text_dim:
-            raise ValueError(f"text encoder gives {table.shape[1]}-d embeddings, config says "
+        table = encode_captions_cached(model_cfg.text_encoder, self.dataset.captions + self.preview, cfg.cache_dir,
+                                       max_tokens=model_cfg.max_tokens)
+        if table.pooled.shape[1] != model_cfg.text_dim:
+            raise ValueError(f"text encoder gives {table.pooled.shape[1]}-d embeddings, config says "
                              f"text_dim={model_cfg.text_dim}")
         n = len(self.dataset.captions)
-        self.text_table, self.preview_text = table[:n].to(self.device), table[n:].to(self.device)
+        self.text_table = table[:n].to(self.device)
+        self.preview_text = table[n:].to(self.device, torch.float32)
         g = torch.Generator().manual_seed(1234)
         self.preview_z = torch.randn(len(self.preview) * 8, model_cfg.z_dim, generator=g).to(self.device)
         self.preview_eps = torch.randn(len(self.preview) * 8, model_cfg.cond_dim, generator=g).to(self.device)
 
+        self.step, self.images_seen, self.wall_time = 0, 0, 0.0
+        self.history: list[dict] = []  # settings changed at a resume: {"step", "kimg", "changed": {name: [old, new]}}
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.G = Generator(model_cfg).to(self.device)
         self.D = Discriminator(model_cfg).to(self.device)
+        if cfg.recon not in ("prior", "posterior", "none"):
+            raise ValueError(f"recon must be 'prior', 'posterior' or 'none', got {cfg.recon!r}")
+        self.E = ImageEncoder(model_cfg).to(self.device) if cfg.recon == "posterior" else None
+        if cfg.init_from:
+            self._load_weights(Path(cfg.init_from))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         torch.manual_seed(cfg.seed + self.rank)  # per-rank augmentation randomness
         fused = self.device.type == "cuda"
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, fused=fused)
-        if self.device.type == "cuda":
-            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
-        self.autocast = cfg.mixed_precision and self.device.type == "cuda"
-        self.step, self.images_seen, self.wall_time = 0, 0, 0.0
-        self.history: list[dict] = []  # settings changed at a resume: {"step", "kimg", "changed": {name: [old, new]}}
+        g_params = list(self.G.parameters()) + (list(self.E.parameters()) if self.E is not None else [])
+        self.opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=cfg.betas, fused=fused)
+        # Lazy R1 (every k steps, weight x k) with Adam: scale lr and betas by k / (k + 1) (StyleGAN2, app. B)
+        c = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d * c,
+                                      betas=(cfg.betas[0] ** c, cfg.betas[1] ** c), fused=fused)
+        self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        self.autocast = cfg.mixed_precision and (self.device.type == "cuda" or cpu_has_bf16())
+
+    def _load_weights(self, folder: Path) -> None:
+        """--init-from: G (the checkpoint's EMA weights) and D from a checkpoint folder; the model configs must agree."""
+        from .checkpoint import load_into, model_config, read_config, refuse_pickles
+
+        config = read_config(folder)
+        refuse_pickles(folder)
+        if model_config(config) != self.model_cfg:
+            raise CheckpointError(f"{folder / 'config.json'}: --init-from needs the same model config as this run")
+        load_into(self.G, folder, "generator")
+        load_into(self.D, folder, "discriminator")
+        self.history.append({"step": 0, "kimg": 0.0, "init_from": str(folder), "from_step": config.get("step", 0)})
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self) -> tuple[torch.Tensor, TextCondition, TextCondition, torch.Tensor]:
+        """Real images [B, 3, R, R], their captions, other captions, and the caption indices [B]."""
         images, idx = self.dataset.sample(self.cfg.batch_size, self.data_rng)
         idx_t = torch.from_numpy(idx)
         wrong = mismatched(idx_t, self.torch_rng)
-        real = uint8_to_tensor(images, self.device)
-        if self.device.type == "cuda":
-            real = real.contiguous(memory_format=torch.channels_last)
-        return real, self.text_table[idx_t.to(self.device)], self.text_table[wrong.to(self.device)]
+        real = uint8_to_tensor(images, self.device).contiguous(memory_format=torch.channels_last)
+        text = self.text_table[idx_t.to(self.device)].to(self.device, torch.float32)
+        return real, text, self.text_table[wrong.to(self.device)].to(self.device, torch.float32), idx_t
 
     def _noise(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, eps) for b images, from the run's own generator (not the global RNG)."""
@@ -162,8 +212,9 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
-        real, text, text_wrong = self._batch()
+        real, text, text_wrong, idx = self._batch()
         b = real.shape[0]
+        same = same_caption(idx).to(self.device)
         stats: dict[str, float] = {}
 
         # --- discriminator
@@ -171,22 +222,25 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             fake, _ = self.G(z, text, eps=eps)
         do_r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
-        real_aug = self._augment(real).detach().requires_grad_(do_r1)
+        real_in = real.detach().requires_grad_(do_r1)  # R1 is taken before augmentation
+        self.D.requires_grad_(True)
         with self._autocast():
-            feats = self.D.features(torch.cat([real_aug, self._augment(fake.float())]))
+            feats = self.D.features(torch.cat([self._augment(real_in), self._augment(fake.float())]))
             f_real, f_fake = feats[:b], feats[b:]
-            r_real, m_true = self.D.heads(f_real, text)
-            _, m_wrong = self.D.heads(f_real, text_wrong)
-            r_fake, _ = self.D.heads(f_fake, text)
-        loss_real = losses.d_realism_loss(r_real.float(), r_fake.float())
-        loss_match = losses.d_match_loss(m_true.float(), m_wrong.float())
-        loss_d = loss_real + cfg.match_weight * loss_match
-        if cfg.contrastive_weight > 0:
-            loss_con = losses.contrastive_match_loss(self.D.match_matrix(f_real, text).float(), same_caption(text))
+            u_real, m_real = self.D.heads(f_real, text.pooled)
+            _, m_wrong = self.D.heads(f_real, text_wrong.pooled)
+            u_fake, m_fake = self.D.heads(f_fake, text.pooled)
+            logits = self.D.match_matrix(f_real, text.pooled) if cfg.contrastive_weight > 0 else None
+        u_real, m_real, m_wrong, u_fake, m_fake = (t.float() for t in (u_real, m_real, m_wrong, u_fake, m_fake))
+        loss_real = losses.d_realism_loss(u_real, u_fake)
+        loss_joint = losses.d_conditional_loss(u_real + m_real, u_fake + m_fake, u_real + m_wrong)
+        loss_d = loss_real + cfg.joint_weight * loss_joint
+        if logits is not None:
+            loss_con = losses.contrastive_match_loss(logits.float(), same)
             loss_d = loss_d + cfg.contrastive_weight * loss_con
             stats["contrastive_d"] = loss_con.item()
-        if do_r1:
-            r1 = losses.r1_penalty(real_aug, r_real.float())
+        if do_r1:  # on both adversarial logits of real images: u and u + m
+            r1 = losses.r1_penalty(real_in, 2 * u_real + m_real)
             loss_d = loss_d + (cfg.r1_gamma / 2) * cfg.r1_every * r1
             stats["r1"] = r1.item()
         self.opt_d.zero_grad(set_to_none=True)
@@ -195,34 +249,57 @@ class Trainer:
             self._allreduce_grads(self.D)
         self.opt_d.step()
 
-        # --- generator
+        # --- generator (D's weights get no gradients here)
+        self.D.requires_grad_(False)
+        target = real
         half = b // 2
         if cfg.diversity_weight > 0:  # pair up: the second half repeats the first half's prompts
-            text = torch.cat([text[:half], text[:half], text[2 * half:]])
+            pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
+            text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
+        z, eps = self._noise(b)
+        n_rec = b if cfg.recon == "prior" else (b // 2 if cfg.recon == "posterior" else 0)  # images with a target
         with self._autocast():
-            z, eps = self._noise(b)
-            fake, kl = self.G(z, text, eps=eps)
+            if cfg.recon == "posterior":  # the first half draws z from q(z | x, t) of its real image, the rest from N(0, I)
+                mu, var = self.E(target[:n_rec], text.pooled[:n_rec])
+                mu, var = mu.float(), var.float()
+                z_post = mu + var.sqrt() * torch.randn(mu.shape, generator=self.torch_rng).to(mu.device)
+                z = torch.cat([z_post, z[n_rec:]])
+            w, kl = self.G.mapping(z, text.pooled, eps)
+            if cfg.style_mixing > 0:
+                z2, _ = self._noise(b)
+                w = mix_styles(w, self.G.mapping.map(z2, self.G.mapping.ca(text.pooled, eps)[0]),
+                               self.G.synthesis.num_ws, cfg.style_mixing, self.torch_rng)
+            fake = self.G.synthesis(w, text)
             f_fake = self.D.features(self._augment(fake.float()))
-            r, m = self.D.heads(f_fake, text)
-            logits = self.D.match_matrix(f_fake, text) if cfg.contrastive_weight > 0 else None
-        loss_g_real = losses.g_realism_loss(r.float())
-        loss_g_match = losses.g_match_loss(m.float())
-        loss_g = loss_g_real + cfg.match_weight * loss_g_match + cfg.kl_weight * kl.float()
+            u, m = self.D.heads(f_fake, text.pooled)
+            logits = self.D.match_matrix(f_fake, text.pooled) if cfg.contrastive_weight > 0 else None
+        u, m, fake = u.float(), m.float(), fake.float()
+        loss_g_real = losses.g_realism_loss(u)
+        loss_g_joint = losses.g_realism_loss(u + m)
+        loss_g = loss_g_real + cfg.joint_weight * loss_g_joint + cfg.kl_weight * kl.float()
         if logits is not None:
-            loss_con_g = losses.contrastive_match_loss(logits.float(), same_caption(text))
+            loss_con_g = losses.contrastive_match_loss(logits.float(), same)
             loss_g = loss_g + cfg.contrastive_weight * loss_con_g
             stats["contrastive_g"] = loss_con_g.item()
+        if n_rec:
+            rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec])
+            loss_g = loss_g + cfg.recon_weight * rec
+            stats["recon"] = rec.item()
+        if cfg.recon == "posterior":
+            vae_kl = losses.gaussian_kl(mu, var)
+            loss_g = loss_g + cfg.vae_kl_weight * vae_kl
+            stats["vae_kl"] = vae_kl.item()
         if cfg.diversity_weight > 0:
-            f = fake.float()
-            div = losses.g_diversity_loss(f[:half], f[half:2 * half], z[:half], z[half:2 * half], cfg.diversity_cap)
+            div = losses.g_diversity_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half],
+                                          cfg.diversity_cap)
             loss_g = loss_g + cfg.diversity_weight * div
             stats["diversity"] = -div.item()
         self.opt_g.zero_grad(set_to_none=True)
-        self.D.requires_grad_(False)
         loss_g.backward()
-        self.D.requires_grad_(True)
         if self.distributed:
             self._allreduce_grads(self.G)
+            if self.E is not None:
+                self._allreduce_grads(self.E)
         self.opt_g.step()
 
         # --- EMA
@@ -232,10 +309,10 @@ class Trainer:
             for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
                 p_ema.lerp_(p.detach(), 1 - beta)
         self.step += 1
-        stats.update(loss_d=loss_real.item(), loss_g=loss_g_real.item(), loss_match_d=loss_match.item(),
-                     loss_match_g=loss_g_match.item(), kl=kl.item(),
-                     d_real_acc=((r_real > 0).float().mean().item() + (r_fake < 0).float().mean().item()) / 2,
-                     match_acc=(m_true > m_wrong).float().mean().item())
+        stats.update(loss_d=loss_real.item(), loss_g=loss_g_real.item(), loss_joint_d=loss_joint.item(),
+                     loss_joint_g=loss_g_joint.item(), kl=kl.item(),
+                     d_real_acc=((u_real > 0).float().mean().item() + (u_fake < 0).float().mean().item()) / 2,
+                     match_acc=(m_real > m_wrong).float().mean().item())
         return stats
 
     def _allreduce_grads(self, module: torch.nn.Module) -> None:
@@ -248,7 +325,7 @@ class Trainer:
     @torch.no_grad()
     def sample_grid(self) -> bytes:
         cols = 8
-        text = self.preview_text.repeat_interleave(cols, dim=0)
+        text = self.preview_text[torch.arange(len(self.preview), device=self.device).repeat_interleave(cols)]
         imgs, _ = self.G_ema(self.preview_z, text, eps=self.preview_eps)
         meta = {"prompts": self.preview, "step": self.step, "kimg": self.images_seen / 1000}
         return png_bytes(grid_image(tensor_to_uint8(imgs), len(self.preview), cols), meta)
@@ -283,7 +360,7 @@ class Trainer:
     # ------------------------------------------------------------------ resumable state
     def save_state(self) -> None:
         tensors: dict[str, torch.Tensor] = {}
-        for prefix, m in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+        for prefix, m in self._modules_to_save():
             tensors.update({f"{prefix}.{k}": v.float() for k, v in m.state_dict().items()})
         meta: dict = {"step": self.step, "images_seen": self.images_seen, "wall_time": self.wall_time,
                       "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "history": self.history,
@@ -306,6 +383,10 @@ class Trainer:
 
         write_folder_atomically(self.out / "state", write)
 
+    def _modules_to_save(self) -> list[tuple[str, torch.nn.Module]]:
+        extra = [("E", self.E)] if self.E is not None else []
+        return [("G", self.G), ("G_ema", self.G_ema), ("D", self.D), *extra]
+
     def load_state(self) -> bool:
         folder = recover_folder(self.out / "state")
         if not (folder / "state.json").exists():
@@ -320,7 +401,7 @@ class Trainer:
         if changed:
             self.history.append({"step": meta["step"], "kimg": round(meta["images_seen"] / 1000, 1), "changed": changed})
         tensors = load_tensors(folder, "state")
-        for prefix, m in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+        for prefix, m in self._modules_to_save():
             m.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == prefix})
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             om = meta["opt"][name]
@@ -358,6 +439,14 @@ class Trainer:
             w.writeheader()
             w.writerows(rows)
 
+    def _log_and_sample(self, acc: dict[str, list[float]], seconds: float, images: int) -> None:
+        """One log.csv row (means of `acc`, img/s over the interval) and samples/step-N.png."""
+        row = {k: round(sum(v) / len(v), 4) for k, v in acc.items()}
+        row.update(step=self.step, kimg=round(self.images_seen / 1000, 3),
+                   img_per_s=round(images / max(seconds, 1e-9), 2), elapsed_s=round(self.wall_time, 1))
+        self._log_row(row)
+        (self.out / "samples" / f"step-{self.step:07d}.png").write_bytes(self.sample_grid())
+
     def run(self, resume: bool = False, max_steps: int | None = None) -> Path:
         main = self.rank == 0
         if main:
@@ -374,8 +463,11 @@ class Trainer:
             signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))  # finish the step, save, exit
         start, t_last, n_last = time.time(), time.time(), self.images_seen
         acc: dict[str, list[float]] = {}
-        bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", disable=not main,
-                   dynamic_ncols=True, mininterval=2.0)
+        snapshots = sorted(self.cfg.snapshot_minutes)
+        timed = self.cfg.max_minutes > 0  # with a time budget the bar (and its ETA) counts seconds
+        bar = tqdm(total=round(self.cfg.max_minutes * 60) if timed else total,
+                   initial=0 if timed else min(self.images_seen, total), unit="s" if timed else "img",
+                   disable=not main, dynamic_ncols=True, mininterval=2.0)
         try:
             while self.images_seen < total and not stop["flag"]:
                 if max_steps is not None and self.step >= max_steps:
@@ -387,19 +479,13 @@ class Trainer:
                 self.wall_time += time.time() - t0
                 for k, v in stats.items():
                     acc.setdefault(k, []).append(v)
-                bar.update(self.cfg.batch_size * self.world)
+                bar.update(round(time.time() - start) - bar.n if timed else self.cfg.batch_size * self.world)
                 if self.step % 10 == 0:
                     bar.set_postfix(d=f"{stats['loss_d']:.2f}", g=f"{stats['loss_g']:.2f}",
                                     m=f"{stats['match_acc']:.2f}")
                 if main and self.step % self.cfg.sample_every == 0:
-                    now = time.time()
-                    row = {k: round(sum(v) / len(v), 4) for k, v in acc.items()}
-                    row.update(step=self.step, kimg=round(self.images_seen / 1000, 3),
-                               img_per_s=round((self.images_seen - n_last) / max(now - t_last, 1e-9), 2),
-                               elapsed_s=round(self.wall_time, 1))
-                    self._log_row(row)
-                    acc, t_last, n_last = {}, now, self.images_seen
-                    (self.out / "samples" / f"step-{self.step:07d}.png").write_bytes(self.sample_grid())
+                    self._log_and_sample(acc, time.time() - t_last, self.images_seen - n_last)
+                    acc, t_last, n_last = {}, time.time(), self.images_seen
                 if main and self.step % self.cfg.checkpoint_every == 0:
                     self.save_state()
                     self.export(self.out / "checkpoint")
@@ -407,11 +493,15 @@ class Trainer:
                     before = self.images_seen - self.cfg.batch_size * self.world
                     if main and before < kimg * 1000 <= self.images_seen:
                         self.export(self.out / "snapshots" / f"kimg-{int(kimg):05d}")
+                while main and snapshots and time.time() - start >= snapshots[0] * 60:
+                    self.export(self.out / "snapshots" / f"min-{snapshots.pop(0):g}")
         finally:
             bar.close()
             if main:
                 signal.signal(signal.SIGTERM, previous)
         if main:
+            if acc:  # however short the run, it ends with a log row and a sample grid
+                self._log_and_sample(acc, time.time() - t_last, self.images_seen - n_last)
             self.save_state()
             self.export(self.out / "checkpoint")
         return self.out / "checkpoint"

@@ -15,7 +15,7 @@ from PIL import Image
 from .registry import CheckpointInfo
 
 MAX_TEXT_BYTES = 200_000  # README / metrics larger than this are cut
-LOSSES = ["loss_d", "loss_g", "loss_match_d", "loss_match_g"]
+LOSSES = ["loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "recon"]
 REGULARISERS = ["r1", "kl"]
 ACCURACIES = ["d_real_acc", "match_acc"]
 PLOT_COLUMNS = ["step", "series", "value"]

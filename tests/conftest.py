@@ -22,9 +22,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 # name in the test folder -> (folders to copy, first found wins: shipped, then live training export;
 # dataset of the random-weight fallback)
-SOURCES = {"shapes-64": (("checkpoints/shapes-64", "runs/shapes-64/checkpoint"), "shapes"),
-           "emoji-64": (("checkpoints/emoji-64", "runs/emoji-64/checkpoint"), "emoji")}
-LOG_HEADER = "step,kimg,loss_d,loss_g,loss_match_d,loss_match_g,r1,kl,d_real_acc,match_acc,img_per_s,elapsed_s\n"
+SOURCES = {"shapes-32": (("checkpoints/shapes-32", "runs/shapes-32/checkpoint"), "shapes"),
+           "emoji-32": (("checkpoints/emoji-32", "runs/emoji-32/checkpoint"), "emoji")}
+# The columns training writes (dalle.train.LOG_FIELDS), spelled out so a rename shows up here.
+LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
+              "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl"]
+LOG_HEADER = ",".join(LOG_FIELDS) + "\n"
+
+
+def _log_row(s: int) -> str:
+    """One plausible log.csv row at step s (blank where a term is off, as training writes it)."""
+    row = {"step": s, "kimg": f"{s * 0.032:.3f}", "loss_d": 1.4 - s / 2000, "loss_g": 0.9 + s / 3000,
+           "loss_joint_d": 0.7, "loss_joint_g": 0.6, "r1": 0.02, "kl": 0.01, "diversity": "", "d_real_acc": 0.5,
+           "match_acc": 0.5, "img_per_s": 20, "elapsed_s": s, "contrastive_d": 1.3, "contrastive_g": 1.2,
+           "recon": 0.4, "vae_kl": ""}
+    return ",".join(str(row[k]) for k in LOG_FIELDS) + "\n"
 
 
 def _tiny_checkpoint(dest: Path, dataset: str) -> None:
@@ -35,8 +47,7 @@ def _tiny_checkpoint(dest: Path, dataset: str) -> None:
     from dalle.generator import Generator
 
     cfg = ModelConfig(resolution=32, channel_base=256, d_channel_base=256)
-    log = LOG_HEADER + "".join(f"{s},{s * 0.032:.3f},{1.4 - s / 2000},{0.9 + s / 3000},0.7,0.6,{0.02},"
-                               f"{0.01},0.5,0.5,20,{s}\n" for s in range(0, 501, 100))
+    log = LOG_HEADER + "".join(_log_row(s) for s in range(0, 501, 100))
     config = {"model": cfg.to_dict(), "name": dest.name, "step": 500, "images_seen": 16000,
               "dataset": {"name": dataset}, "training_compute": {"wall_time_s": 60.0, "device": "CPU"}}
     save_checkpoint(dest, config, Generator(cfg), Discriminator(cfg),
@@ -45,7 +56,7 @@ def _tiny_checkpoint(dest: Path, dataset: str) -> None:
 
 @pytest.fixture(scope="session")
 def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """shapes-64 and emoji-64 (copied from checkpoints/ or runs/, else random), plus `broken`
+    """shapes-32 and emoji-32 (copied from checkpoints/ or runs/, else random), plus `broken`
     (truncated weights: fails to load) and `evaluator` (kind "evaluator": skipped)."""
     import torch
 
@@ -55,7 +66,7 @@ def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not any(copy_checkpoint(REPO / src, root / name) for src in sources):
             _tiny_checkpoint(root / name, dataset)
     broken = root / "broken"
-    shutil.copytree(root / "shapes-64", broken)
+    shutil.copytree(root / "shapes-32", broken)
     (broken / "generator.safetensors").write_bytes(b"\x00" * 16)
     (root / "evaluator").mkdir()
     (root / "evaluator" / "config.json").write_text(json.dumps({"format_version": 1, "kind": "evaluator"}))

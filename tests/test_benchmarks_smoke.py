@@ -90,8 +90,8 @@ def test_gpu_code_path_runs_on_cpu(tmp_path: Path) -> None:
     from benchmarks import gpu
     from benchmarks.common import prepare_checkpoints
 
-    prepare_checkpoints(tmp_path, tiny=True, names=["emoji-64"])
-    g = gpu.run(tmp_path / "emoji-64", batches=(1, 4), warmup=0, repeats=1, matmul_n=64, force_cpu_for_test=True)
+    prepare_checkpoints(tmp_path, tiny=True, names=["emoji-32"])
+    g = gpu.run(tmp_path / "emoji-32", batches=(1, 4), warmup=0, repeats=1, matmul_n=64, force_cpu_for_test=True)
     assert g["available"] and g["dtype"] == "bfloat16" and g["matmul_limit"]["dtype"] == "bfloat16"
     for which in ("generator", "discriminator"):
         assert [r["batch"] for r in g[which]] == [1, 4]

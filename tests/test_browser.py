@@ -60,7 +60,7 @@ def test_generate_then_compare(app_url: str, tmp_path: Path) -> None:
 
             page.get_by_role("tab", name="Compare").click()
             boxes = page.locator("#cmp-checkpoints")
-            for name in ("shapes-64", "emoji-64"):  # pick the two, whatever the default was
+            for name in ("shapes-32", "emoji-32"):  # pick the two, whatever the default was
                 box = boxes.get_by_label(name, exact=True)
                 box.uncheck()
                 box.check()
@@ -71,7 +71,7 @@ def test_generate_then_compare(app_url: str, tmp_path: Path) -> None:
                 expect(page.locator(f"#cmp-head-{i}")).to_contain_text("images seen")
                 expect(page.locator(f"#cmp-foot-{i}")).to_contain_text("mean realism")
             heads = {page.locator(f"#cmp-head-{i} h3").inner_text().strip() for i in range(2)}
-            assert heads == {"shapes-64", "emoji-64"}
+            assert heads == {"shapes-32", "emoji-32"}
             expect(page.locator("#cmp-grid-2 img")).to_have_count(0)
             page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
         finally:

@@ -90,12 +90,26 @@ def test_error_messages_are_one_line(ckpt):
     assert "\n" not in str(e.value)
 
 
-def test_config_without_cond_noise_is_read_as_the_legacy_value():
-    """Checkpoints written before `cond_noise` existed were trained with noise 1.0; they load as such."""
-    old = {k: v for k, v in CFG.to_dict().items() if k != "cond_noise"}
-    assert ModelConfig.from_dict(old).cond_noise == 1.0
-    assert ModelConfig().cond_noise == 0.1  # new runs
-    assert ModelConfig.from_dict({**old, "cond_noise": 1}).cond_noise == 1.0  # JSON may write 1.0 as 1
+def test_config_without_a_field_reads_the_current_default():
+    """Format-1 checkpoints and their legacy defaults are gone (their weights no longer load); a config that
+    leaves a field out now gets the dataclass default, and JSON's 1 for 1.0 still reads as a float."""
+    old = {k: v for k, v in CFG.to_dict().items() if k not in ("cond_noise", "max_tokens")}
+    cfg = ModelConfig.from_dict(old)
+    assert cfg.cond_noise == ModelConfig().cond_noise == 0.1 and cfg.max_tokens == ModelConfig().max_tokens
+    one = ModelConfig.from_dict({**old, "cond_noise": 1})  # JSON may write 1.0 as 1
+    assert one.cond_noise == 1.0 and type(one.cond_noise) is float
+
+
+def test_format_1_architecture_is_refused_with_its_name(ckpt):
+    """A folder whose weights have the old layout (learned 4x4 constant, no word attention) is refused by name."""
+    from safetensors.torch import load_file, save_file
+
+    path = ckpt[0] / "generator.safetensors"
+    tensors = {k: v for k, v in load_file(str(path)).items() if "attn" not in k and not k.startswith("synthesis.input")}
+    tensors["synthesis.const"] = torch.zeros(CFG.channels(4), 4, 4, dtype=torch.float16)
+    save_file(tensors, str(path))
+    with pytest.raises(CheckpointError, match=r"generator\.safetensors: does not match the config's architecture"):
+        load_into(Generator(CFG), ckpt[0], "generator")
 
 
 def test_cond_noise_scales_the_sampled_part_of_the_text_code():

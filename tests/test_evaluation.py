@@ -140,18 +140,28 @@ def tiny_shapes_checkpoint(tmp_path_factory):
 
 
 class HashTextEncoder:
-    """Stand-in for the default text encoder: a fixed random unit vector per prompt (no transformers import,
-    so the smoke test measures the evaluation code, not model loading)."""
+    """Stand-in for the default text encoder: a fixed random unit vector and word states per prompt (no
+    transformers import, so the smoke test measures the evaluation code, not model loading)."""
 
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def embed(self, prompts):
-        out = []
+    def condition(self, prompts, max_tokens):
+        from dalle.text_encoder import TextCondition, fixed_length
+
+        pooled, tokens, mask = [], [], []
         for p in prompts:
             g = torch.Generator().manual_seed(int(hashlib.sha256(p.encode()).hexdigest()[:15], 16))
-            out.append(torch.nn.functional.normalize(torch.randn(self.dim, generator=g), dim=0))
-        return torch.stack(out)
+            pooled.append(torch.nn.functional.normalize(torch.randn(self.dim, generator=g), dim=0))
+            words = len(p.split()) + 2  # [CLS] words [SEP]
+            tokens.append(torch.randn(words, self.dim, generator=g))
+            mask.append(torch.ones(words, dtype=torch.bool))
+        pad = torch.nn.utils.rnn.pad_sequence
+        t, m = fixed_length(pad(tokens, batch_first=True), pad(mask, batch_first=True), max_tokens)
+        return TextCondition(torch.stack(pooled), t, m)
+
+    def embed(self, prompts):
+        return self.condition(prompts, 1).pooled
 
     def is_too_long(self, prompt):
         return False
@@ -231,3 +241,18 @@ def test_evaluator_save_load_round_trip(tmp_path):
     (tmp_path / "ev" / "config.json").write_text(json.dumps({**cfg, "kind": "something"}))
     with pytest.raises(EvaluatorError):
         load_evaluator(tmp_path / "ev")
+
+
+def test_seen_evaluation_scenes_are_not_the_training_stream():
+    """The "seen" evaluation scenes must not be the scenes a training run with seed 0 draws first."""
+    import random
+
+    from dalle.data.shapes import sample_scene
+    from dalle.evaluation.shapes_checker import seen_scenes
+
+    evaluation = seen_scenes(200, seed=0)
+    training_rng = random.Random(0)  # what Trainer(seed=0) on rank 0 uses for its data stream
+    training = [sample_scene(training_rng) for _ in range(200)]
+    same = sum(a.caption == b.caption and a.shapes == b.shapes for a, b in zip(evaluation, training))
+    assert same == 0
+    assert seen_scenes(200, seed=0)[0].shapes == evaluation[0].shapes  # still a fixed, reproducible set

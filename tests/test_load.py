@@ -44,7 +44,7 @@ PROMPTS = ["a red circle", "a small blue square in the center", "two green trian
 
 def small(i: int) -> list:
     """A cheap generate request: 1 prompt x 1 image, a different seed each time."""
-    return [PROMPTS[i % len(PROMPTS)], i, 0.7, 1, "shapes-64" if i % 4 else "emoji-64", 0]
+    return [PROMPTS[i % len(PROMPTS)], i, 0.7, 1, "shapes-32" if i % 4 else "emoji-32", 0]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -168,7 +168,7 @@ def test_full_queue_rejects_cleanly(server, capsys) -> None:
     from demo import QUEUE_MAX_SIZE
 
     url = server.app.url
-    slow = ["\n".join(PROMPTS), 0, 0.7, 8, "shapes-64", 32]  # 8 prompts x 32 candidates
+    slow = ["\n".join(PROMPTS), 0, 0.7, 8, "shapes-32", 32]  # 8 prompts x 32 candidates
     client = Client(url, verbose=False, download_files=False)  # connected before the burst
     rounds, accepted_total, rejected, outcomes = [], 0, [], []
     with httpx.Client(timeout=30) as http:

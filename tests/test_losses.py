@@ -1,13 +1,19 @@
-"""The batch-contrastive match loss on cases with a known answer."""
+"""The losses on cases with a known answer."""
 
 import math
 
+import pytest
 import torch
 
 from dalle import losses
 from dalle.train import same_caption
 
 
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+# ---------------------------------------------------------------------- batch-contrastive match
 def test_contrastive_loss_known_values():
     b = 4
     none_same = torch.eye(b, dtype=torch.bool)
@@ -20,8 +26,7 @@ def test_contrastive_loss_known_values():
 
 
 def test_repeated_captions_are_not_negatives():
-    text = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    same = same_caption(text)
+    same = same_caption(torch.tensor([7, 7, 2]))  # caption indices: items 0 and 1 share caption 7
     assert same.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
     # images 0 and 1 share a caption: the tie between them must not count against either
     logits = torch.tensor([[5.0, 5.0, -5.0], [5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
@@ -34,3 +39,75 @@ def test_gradient_raises_the_own_caption():
     logits = torch.zeros(3, 3, requires_grad=True)
     losses.contrastive_match_loss(logits, torch.eye(3, dtype=torch.bool)).backward()
     assert (logits.grad.diagonal() < 0).all() and (logits.grad[~torch.eye(3, dtype=torch.bool)] > 0).all()
+
+
+# ---------------------------------------------------------------------- conditional (joint) loss
+def test_conditional_loss_known_values():
+    zero = torch.zeros(3)
+    # every joint logit 0: log 2 for the real pairs, plus the mean of two log 2 for the fakes
+    assert losses.d_conditional_loss(zero, zero, zero).item() == pytest.approx(2 * math.log(2), rel=1e-6)
+    rm, f, rmis = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0]), torch.tensor([0.5, -3.0])
+    expected = ((softplus(-2.0) + softplus(0.0)) / 2
+                + ((softplus(-1.0) + softplus(1.0)) / 2 + (softplus(0.5) + softplus(-3.0)) / 2) / 2)
+    assert losses.d_conditional_loss(rm, f, rmis).item() == pytest.approx(expected, rel=1e-6)
+    # D that is right about all three kinds of pair has (almost) nothing to learn
+    assert losses.d_conditional_loss(torch.full((2,), 30.0), torch.full((2,), -30.0),
+                                      torch.full((2,), -30.0)).item() < 1e-10
+
+
+def test_conditional_loss_roles():
+    rm, f, rmis = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0]), torch.tensor([0.5, -3.0])
+    base = losses.d_conditional_loss(rm, f, rmis).item()
+    # a real pair is not a fake one: swapping the real-matched logits with either kind of fake changes the loss
+    assert losses.d_conditional_loss(f, rm, rmis).item() != pytest.approx(base, rel=1e-3)
+    assert losses.d_conditional_loss(rmis, f, rm).item() != pytest.approx(base, rel=1e-3)
+    # the two kinds of fake share one weight (GAN-INT-CLS): exchanging them changes nothing
+    assert losses.d_conditional_loss(rm, rmis, f).item() == pytest.approx(base, rel=1e-6)
+    # raising a real pair's logit lowers the loss; raising a fake's logit raises it
+    x = [t.clone().requires_grad_(True) for t in (rm, f, rmis)]
+    losses.d_conditional_loss(*x).backward()
+    assert (x[0].grad < 0).all() and (x[1].grad > 0).all() and (x[2].grad > 0).all()
+
+
+# ---------------------------------------------------------------------- reconstruction
+def test_reconstruction_loss_is_the_mean_absolute_error():
+    x = torch.tensor([[1.0, -1.0], [0.5, 0.0]]).view(1, 1, 2, 2).expand(2, 3, 2, 2)
+    y = torch.zeros(2, 3, 2, 2)
+    assert losses.reconstruction_loss(x, y).item() == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    assert losses.reconstruction_loss(x, x).item() == 0.0
+    # an L1 distance: symmetric in its arguments (unlike the conditional loss and the KL)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 4, 4, generator=g) * 2 - 1, torch.rand(2, 3, 4, 4, generator=g) * 2 - 1
+    assert losses.reconstruction_loss(a, b).item() == pytest.approx(losses.reconstruction_loss(b, a).item())
+    assert losses.reconstruction_loss(a, b).item() == pytest.approx((a - b).abs().mean().item())
+    # every pixel gets a gradient of size 1 / numel toward the target
+    p = a.clone().requires_grad_(True)
+    losses.reconstruction_loss(p, b).backward()
+    assert torch.allclose(p.grad, torch.sign(a - b) / a.numel())
+
+
+# ---------------------------------------------------------------------- Gaussian KL
+def test_gaussian_kl_known_values():
+    # the prior itself: no divergence
+    assert losses.gaussian_kl(torch.zeros(4, 8), torch.ones(4, 8)).item() == pytest.approx(0.0, abs=1e-6)
+    # by hand: 0.5 * sum(mu^2 + var - 1 - log var) over the last dim, mean over the rest
+    mu = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    var = torch.tensor([[1.0, math.e], [1.0, 1.0]])
+    # row 0: 0.5 * ((1 + 1 - 1 - 0) + (0 + e - 1 - 1)) = 0.5 * (e - 1); row 1: 0
+    assert losses.gaussian_kl(mu, var).item() == pytest.approx(0.25 * (math.e - 1), rel=1e-6)
+    # one dimension, mu = 2, var = 0.5: 0.5 * (4 + 0.5 - 1 - log 0.5)
+    single = losses.gaussian_kl(torch.tensor([2.0]), torch.tensor([0.5])).item()
+    assert single == pytest.approx(0.5 * (3.5 + math.log(2)), rel=1e-6)
+    # mean and variance are not interchangeable
+    flipped = losses.gaussian_kl(torch.tensor([0.5]), torch.tensor([2.0])).item()
+    assert flipped == pytest.approx(0.5 * (0.25 + 2 - 1 - math.log(2)), rel=1e-6)
+    assert flipped != pytest.approx(single, rel=1e-3)
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    mu, var = torch.randn(5, 7, generator=g), torch.rand(5, 7, generator=g) * 3 + 0.05
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu, var.sqrt()),
+                                            torch.distributions.Normal(0.0, 1.0)).sum(-1).mean()
+    assert losses.gaussian_kl(mu, var).item() == pytest.approx(ref.item(), rel=1e-5)
+    assert losses.gaussian_kl(mu, var).item() > 0

@@ -196,7 +196,7 @@ APP_FAULTS = {  # folder name -> (how to break a copy of the good one, words its
 def faulty_app(checkpoints_dir: Path, tmp_path_factory) -> Iterator[SimpleNamespace]:
     root = tmp_path_factory.mktemp("faulty-checkpoints")
     good = root / "good"
-    shutil.copytree(checkpoints_dir / "shapes-64", good)
+    shutil.copytree(checkpoints_dir / "shapes-32", good)
     for name, (breaker, _) in APP_FAULTS.items():
         broken_copy(good, name, breaker)
     weights_only = root / "no-config"  # weights without config.json

@@ -5,7 +5,7 @@ titled "Invalid input"), never a traceback, never the generic "Something went wr
 never take the server down. Text in any script, with emoji or control characters, must work.
 The last test checks the same server still answers a normal request.
 
-Runs against the session app of conftest.py (`app_url`: shapes-64, emoji-64, plus a
+Runs against the session app of conftest.py (`app_url`: shapes-32, emoji-32, plus a
 `broken` folder and an `evaluator` folder that are not selectable).
 """
 
@@ -21,7 +21,7 @@ from gradio_client.exceptions import AppError
 
 from test_reliability_support import RawResult, raw_call
 
-GOOD = ["a red circle", 3, 0.7, 1, "shapes-64", 0]  # prompts, seed, psi, images, checkpoint, best of N
+GOOD = ["a red circle", 3, 0.7, 1, "shapes-32", 0]  # prompts, seed, psi, images, checkpoint, best of N
 MB = 1 << 20
 GENERIC = "Something went wrong"
 
@@ -73,35 +73,35 @@ BAD_GENERATE = [
     ("best-of-negative", gen(best=-1), "Best of N must be between 0 and 32"),
     ("best-of-huge", gen(best=10**12), "Best of N must be between 0 and 32"),
     ("best-of-string", gen(best="4"), "Best of N must be a number"),
-    ("ckpt-unknown", gen(ckpt="nope"), "Unknown checkpoint 'nope'; choose one of: emoji-64, shapes-64"),
+    ("ckpt-unknown", gen(ckpt="nope"), "Unknown checkpoint 'nope'; choose one of: emoji-32, shapes-32"),
     ("ckpt-empty", gen(ckpt=""), "Unknown checkpoint ''"),
     ("ckpt-null", gen(ckpt=None), "Unknown checkpoint None"),
     ("ckpt-int", gen(ckpt=42), "Unknown checkpoint 42"),
-    ("ckpt-list", gen(ckpt=["shapes-64"]), "Unknown checkpoint"),
-    ("ckpt-dict", gen(ckpt={"name": "shapes-64"}), "Unknown checkpoint"),
-    ("ckpt-case", gen(ckpt="SHAPES-64"), "Unknown checkpoint 'SHAPES-64'"),
-    ("ckpt-trailing-space", gen(ckpt="shapes-64 "), "Unknown checkpoint"),
-    ("ckpt-nul-byte", gen(ckpt="shapes-64\x00"), "Unknown checkpoint"),
+    ("ckpt-list", gen(ckpt=["shapes-32"]), "Unknown checkpoint"),
+    ("ckpt-dict", gen(ckpt={"name": "shapes-32"}), "Unknown checkpoint"),
+    ("ckpt-case", gen(ckpt="SHAPES-32"), "Unknown checkpoint 'SHAPES-32'"),
+    ("ckpt-trailing-space", gen(ckpt="shapes-32 "), "Unknown checkpoint"),
+    ("ckpt-nul-byte", gen(ckpt="shapes-32\x00"), "Unknown checkpoint"),
     ("ckpt-failed-folder", gen(ckpt="broken"), "Unknown checkpoint 'broken'"),
     ("ckpt-not-a-generator", gen(ckpt="evaluator"), "Unknown checkpoint 'evaluator'"),
     ("ckpt-traversal", gen(ckpt="../../etc/passwd"), "Checkpoint paths are not accepted"),
     ("ckpt-absolute", gen(ckpt="/etc/passwd"), "Checkpoint paths are not accepted"),
     ("ckpt-dotdot", gen(ckpt=".."), "Checkpoint paths are not accepted"),
     ("ckpt-dot", gen(ckpt="."), "Checkpoint paths are not accepted"),
-    ("ckpt-inner-traversal", gen(ckpt="shapes-64/../emoji-64"), "Checkpoint paths are not accepted"),
+    ("ckpt-inner-traversal", gen(ckpt="shapes-32/../emoji-32"), "Checkpoint paths are not accepted"),
     ("ckpt-backslashes", gen(ckpt="..\\..\\windows\\win.ini"), "Checkpoint paths are not accepted"),
 ]
 
 # Other endpoints: (case id, api name, arguments, regex).
 BAD_OTHER = [
     ("compare-100-names", "compare", ["a", 0, 0.7, 1, [f"c{i}" for i in range(100)]], "Unknown checkpoint 'c0'"),
-    ("compare-dict", "compare", ["a", 0, 0.7, 1, {"a": "shapes-64"}], "Checkpoints must be a list"),
+    ("compare-dict", "compare", ["a", 0, 0.7, 1, {"a": "shapes-32"}], "Checkpoints must be a list"),
     ("compare-null", "compare", ["a", 0, 0.7, 1, None], "Checkpoints must be a list"),
-    ("compare-1MB", "compare", ["z" * MB, 0, 0.7, 1, ["shapes-64", "emoji-64"]], "characters long"),
-    ("interp-1MB", "interpolate", ["both", "z" * MB, "b", 0, 1, 4, 0.7, "shapes-64"], "Prompt A is 1,048,576 characters"),
-    ("interp-frames-string", "interpolate", ["both", "a", "b", 0, 1, "12", 0.7, "shapes-64"], "Frames must be a number"),
-    ("interp-mode-null", "interpolate", [None, "a", "b", 0, 1, 4, 0.7, "shapes-64"], "Mode must be one of"),
-    ("interp-seed-huge", "interpolate", ["both", "a", "b", 0, 10**40, 4, 0.7, "shapes-64"], "Seed B must be between"),
+    ("compare-1MB", "compare", ["z" * MB, 0, 0.7, 1, ["shapes-32", "emoji-32"]], "characters long"),
+    ("interp-1MB", "interpolate", ["both", "z" * MB, "b", 0, 1, 4, 0.7, "shapes-32"], "Prompt A is 1,048,576 characters"),
+    ("interp-frames-string", "interpolate", ["both", "a", "b", 0, 1, "12", 0.7, "shapes-32"], "Frames must be a number"),
+    ("interp-mode-null", "interpolate", [None, "a", "b", 0, 1, 4, 0.7, "shapes-32"], "Mode must be one of"),
+    ("interp-seed-huge", "interpolate", ["both", "a", "b", 0, 10**40, 4, 0.7, "shapes-32"], "Seed B must be between"),
     ("card-absolute", "model_card", ["/etc"], "Checkpoint paths are not accepted"),
 ]
 
@@ -198,13 +198,13 @@ def test_non_finite_and_giant_numbers_over_raw_http(index, token, pattern, http,
 
 MALFORMED = [
     ("not-json", b"{this is not json", 422),
-    ("invalid-utf8", b'{"data": ["\xff\xfe", 1, 0.7, 1, "shapes-64", 0]}', 400),
+    ("invalid-utf8", b'{"data": ["\xff\xfe", 1, 0.7, 1, "shapes-32", 0]}', 400),
     ("data-not-a-list", {"data": "a red circle"}, 422),
     ("data-null", {"data": None}, 422),
     ("no-data", {}, 422),
     ("session-hash-int", {"data": GOOD, "session_hash": 5}, 422),
-    ("int-over-4300-digits", '{"data": ["a", %s, 0.7, 1, "shapes-64", 0]}' % ("9" * 5000), 400),
-    ("nested-100k-deep", '{"data": ["a", 1, 0.7, 1, "shapes-64", %s]}' % ("[" * 100_000 + "]" * 100_000), 400),
+    ("int-over-4300-digits", '{"data": ["a", %s, 0.7, 1, "shapes-32", 0]}' % ("9" * 5000), 400),
+    ("nested-100k-deep", '{"data": ["a", 1, 0.7, 1, "shapes-32", %s]}' % ("[" * 100_000 + "]" * 100_000), 400),
 ]
 
 
@@ -236,7 +236,7 @@ def test_too_few_arguments_get_a_message(http, app_url) -> None:
 
 
 @pytest.mark.parametrize("api,args", [("generate", gen(prompts="a red \ud800 circle")),
-                                      ("interpolate", ["both", "a\udfff", "b", 0, 1, 4, 0.7, "shapes-64"])],
+                                      ("interpolate", ["both", "a\udfff", "b", 0, 1, 4, 0.7, "shapes-32"])],
                          ids=["generate", "interpolate"])
 def test_lone_surrogate_gets_a_clear_message(api, args, http, app_url) -> None:
     body = json.dumps({"data": args})  # json.dumps writes the surrogate as a \\ud800 escape
@@ -267,11 +267,11 @@ LIMITS = [("max-seed", gen(seed=2**31 - 1), 1), ("float-integers", gen(seed=5.0,
 @pytest.mark.parametrize("args,images", [c[1:] for c in LIMITS], ids=[c[0] for c in LIMITS])
 def test_limits_themselves_are_accepted(args, images, client) -> None:
     _grid, gallery, _table, _png, notes = client.predict(*args, api_name="/generate")
-    assert len(gallery) == images and "shapes-64" in notes
+    assert len(gallery) == images and "shapes-32" in notes
 
 
 def test_server_still_serves_after_all_of_the_above(client, app_url) -> None:
     _grid, gallery, table, _png, notes = client.predict("a small blue square in the center", 11, 0.7, 2,
-                                                        "shapes-64", 0, api_name="/generate")
+                                                        "shapes-32", 0, api_name="/generate")
     assert len(gallery) == 2 and [row[1] for row in table["data"]] == [11, 12]
     assert httpx.get(app_url, timeout=30).status_code == 200

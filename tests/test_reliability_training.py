@@ -156,7 +156,7 @@ def test_sigkill_then_resume_in_a_new_process_is_bit_exact(tmp_path: Path, cache
 # ------------------------------------------------------------------------------ disk full, read-only
 @pytest.fixture()
 def good_run(tmp_path: Path, cache_dir: Path) -> Path:
-    """A run directory with a good state and export at step 2 (no sample/log writes)."""
+    """A run directory with a good state and export at step 2 (and the log row and samples a run ends with)."""
     out = tmp_path / "run"
     assert main(train_args(out, cache_dir, 2, "--sample-every", "1000")) == 0
     assert state_step(out) == 2

@@ -233,8 +233,8 @@ def test_the_recorder_sees_python_and_safetensors_opens(recorder, tmp_path: Path
 
 @pytest.fixture()
 def checkpoint_copy(checkpoints_dir: Path, tmp_path: Path) -> Path:
-    """A copy of the app tests' shapes-64 with decoys a careless loader might open."""
-    dest = shutil.copytree(checkpoints_dir / "shapes-64", tmp_path / "shapes-copy")
+    """A copy of the app tests' shapes-32 with decoys a careless loader might open."""
+    dest = shutil.copytree(checkpoints_dir / "shapes-32", tmp_path / "shapes-copy")
     (dest / "metrics.json").write_text('{"fid": 1.0}')
     (dest / "samples.png").write_bytes(b"\x89PNG decoy")
     (dest / "notes.txt").write_text("decoy")

@@ -1,28 +1,60 @@
-"""A tiny end-to-end run: train on `shapes` at 32 px on CPU, then sample from what it saved."""
+"""A tiny end-to-end run: train on `shapes` at 32 px on CPU, then sample from what it saved. Plus every loss
+configuration for a few steps under bf16 autocast, and starting a run from a checkpoint (`--init-from`)."""
 
+import dataclasses
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 
+from conftest import LOG_HEADER
+from dalle.checkpoint import CheckpointError, load_tensors
 from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
+from dalle.data.captioned import CaptionedImages
+from dalle.data.shapes import Shape, render, single_caption
 from dalle.images import read_png_metadata
 from dalle.pipeline import TextToImagePipeline
 from dalle.model_card import render_model_card
-from dalle.train import Trainer, setting_changes
+from dalle.train import LOG_FIELDS, Trainer, setting_changes
 
 TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "128", "--w-dim", "64",
-              "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--batch-size", "4", "--threads", "1"]
+              "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
+              "--batch-size", "4", "--threads", "1"]
+TINY_MODEL = ModelConfig(resolution=32, channel_base=128, d_channel_base=128, w_dim=64, z_dim=16, cond_dim=16,
+                         embed_dim=64, attn_dim=16, max_tokens=8)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def cache(tmp_path_factory):
+    """Caption-embedding cache shared by the runs of this module (the first run of a caption set fills it)."""
+    return tmp_path_factory.mktemp("caption-cache")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cache):
     out = tmp_path_factory.mktemp("run") / "shapes32"
     rc = main(["train", "--data", "shapes", "--out", str(out), "--max-steps", "6", "--sample-every", "3",
-               "--checkpoint-every", "3", "--cache-dir", str(out.parent / "cache"), *TINY_FLAGS])
+               "--checkpoint-every", "3", "--cache-dir", str(cache), *TINY_FLAGS])
     assert rc == 0
     return out
+
+
+def tiny_dataset() -> CaptionedImages:
+    """Six rendered one-shape scenes, one caption each."""
+    specs = [("red", "circle", "large", "top left"), ("blue", "square", "small", "center"),
+             ("green", "triangle", "large", "bottom right"), ("yellow", "circle", "small", "top"),
+             ("black", "square", "large", "left"), ("orange", "triangle", "small", "right")]
+    images = np.stack([render([Shape(c, s, z, cell)], 32) for c, s, z, cell in specs])
+    return CaptionedImages("tiny", images, [single_caption(*spec) for spec in specs], [[i] for i in range(6)])
+
+
+def tiny_trainer(out, cache, **train) -> Trainer:
+    cfg = TrainConfig(data="tiny", out=str(out), batch_size=4, threads=1, sample_every=100, checkpoint_every=100,
+                      cache_dir=str(cache), **train)
+    return Trainer(dataclasses.replace(TINY_MODEL), cfg, dataset=tiny_dataset())
 
 
 def test_training_writes_a_checkpoint_samples_and_log(trained):
@@ -34,6 +66,7 @@ def test_training_writes_a_checkpoint_samples_and_log(trained):
     assert (ck / "samples.png").exists() and (ck / "log.csv").exists()
     rows = (trained / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,kimg,loss_d") and len(rows) == 3  # header + steps 3 and 6
+    assert rows[0] == ",".join(LOG_FIELDS) and LOG_HEADER == rows[0] + "\n"  # the app tests' fake log agrees
     assert len(list((trained / "samples").glob("step-*.png"))) == 2
 
 
@@ -71,13 +104,13 @@ def test_save_pretrained_round_trip(trained, tmp_path):
     assert (pipe("a red circle", seed=1).pixels == again("a red circle", seed=1).pixels).all()
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("recipe", [{}, {"recon": "posterior", "style_mixing": 0.5, "diversity_weight": 1.0}],
+                         ids=["default", "posterior-mixing-diversity"])
+def test_resume_continues_exactly(tmp_path, cache, recipe):
     def trainer(out):
-        mcfg = ModelConfig(resolution=32, channel_base=128, d_channel_base=128, w_dim=64, z_dim=16, cond_dim=16,
-                           embed_dim=64)
         cfg = TrainConfig(data="shapes", out=str(out), batch_size=4, augment="translation,cutout", r1_every=2,
-                          sample_every=100, checkpoint_every=100, cache_dir=str(tmp_path / "cache"))
-        return Trainer(mcfg, cfg)
+                          sample_every=100, checkpoint_every=100, cache_dir=str(cache), **recipe)
+        return Trainer(dataclasses.replace(TINY_MODEL), cfg)
 
     straight = trainer(tmp_path / "a")
     straight.run(max_steps=6)
@@ -86,18 +119,18 @@ def test_resume_continues_exactly(tmp_path):
     resumed = trainer(tmp_path / "b")
     resumed.run(resume=True, max_steps=6)
     assert resumed.step == 6 and resumed.images_seen == straight.images_seen
-    for name in ("G", "G_ema", "D"):
+    for name in ("G", "G_ema", "D") + (("E",) if recipe.get("recon") == "posterior" else ()):
         sa, sb = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), f"{name}.{k} differs after resume"
 
 
-def test_resume_with_changed_settings_is_recorded(tmp_path, capsys):
+def test_resume_with_changed_settings_is_recorded(tmp_path, cache, capsys):
     """A resume may change the learning recipe and the shape-free model field cond_noise; the change is
     written into the state, the checkpoint's config.json and the model card. A shape-changing field is refused."""
     out = tmp_path / "run"
     common = ["train", "--data", "shapes", "--out", str(out), "--sample-every", "100", "--checkpoint-every", "2",
-              "--cache-dir", str(tmp_path / "cache"), *TINY_FLAGS]
+              "--cache-dir", str(cache), *TINY_FLAGS]
     assert main([*common, "--max-steps", "2", "--cond-noise", "1.0"]) == 0
     assert main([*common, "--max-steps", "4", "--resume", "--cond-noise", "0.25", "--r1-gamma", "2.0"]) == 0
     cfg = json.loads((out / "checkpoint" / "config.json").read_text())
@@ -118,7 +151,7 @@ def test_setting_changes_ignores_bookkeeping():
     assert setting_changes(before, after) == {"kl_weight": [None, 0.001]}
 
 
-def test_data_parallel_under_torchrun(tmp_path):
+def test_data_parallel_under_torchrun(tmp_path, cache):
     """Two CPU ranks (gloo): each draws its own batch, rank 0 writes; no code changes needed."""
     import os
     import socket
@@ -132,9 +165,128 @@ def test_data_parallel_under_torchrun(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "--master_addr=127.0.0.1", "-m", "dalle", "train", "--data", "shapes", "--out", str(out),
            "--max-steps", "2", "--checkpoint-every", "2", "--sample-every", "2",
-           "--cache-dir", str(tmp_path / "cache"), *TINY_FLAGS]
+           "--cache-dir", str(cache), *TINY_FLAGS]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = json.loads((out / "checkpoint" / "config.json").read_text())
     assert cfg["images_seen"] == 2 * 4 * 2 and cfg["training_compute"]["world_size"] == 2
     TextToImagePipeline.from_pretrained(out / "checkpoint", device="cpu")
+
+
+# ------------------------------------------------------------------------------ every loss, bf16
+LOSS_RECIPES = {  # id -> TrainConfig fields on top of the defaults
+    "prior": {},
+    "posterior-mixing": {"recon": "posterior", "style_mixing": 0.5},
+    "none-diversity-no-contrastive": {"recon": "none", "diversity_weight": 1.0, "contrastive_weight": 0.0},
+    "prior-all-on-augmented": {"style_mixing": 0.5, "diversity_weight": 1.0, "augment": "translation,cutout"},
+    "posterior-all-no-contrastive": {"recon": "posterior", "style_mixing": 0.5, "diversity_weight": 1.0,
+                                     "contrastive_weight": 0.0},
+}
+
+
+@pytest.mark.parametrize("recipe", list(LOSS_RECIPES.values()), ids=list(LOSS_RECIPES))
+def test_every_loss_configuration_trains_under_bf16_autocast(tmp_path, cache, recipe):
+    t = tiny_trainer(tmp_path / "run", cache, r1_every=2, **recipe)
+    t.autocast = True  # bf16 on this CPU even where it has no native bf16 (then it is only slow)
+    cfg = t.cfg
+    assert (t.E is not None) == (cfg.recon == "posterior")
+    d_grads = {}
+    t.opt_d.register_step_pre_hook(lambda opt, args, kwargs: d_grads.update(
+        {id(p): p.grad.clone() for p in t.D.parameters() if p.grad is not None}))
+    g_before = [p.detach().clone() for p in t.G.parameters()]
+    for step in range(3):
+        stats = t.train_step()
+        expected = {"loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "kl", "d_real_acc", "match_acc"}
+        expected |= {"contrastive_d", "contrastive_g"} if cfg.contrastive_weight > 0 else set()
+        expected |= {"recon"} if cfg.recon != "none" else set()
+        expected |= {"vae_kl"} if cfg.recon == "posterior" else set()
+        expected |= {"diversity"} if cfg.diversity_weight > 0 else set()
+        expected |= {"r1"} if step % cfg.r1_every == 0 else set()
+        assert set(stats) == expected, (step, sorted(stats))
+        assert all(math.isfinite(v) for v in stats.values()), stats
+        # G's step leaves D frozen, and D's gradients are what D's own step produced: none came from G's loss
+        assert not any(p.requires_grad for p in t.D.parameters())
+        assert len(d_grads) == len(list(t.D.parameters()))
+        assert all(torch.equal(p.grad, d_grads[id(p)]) for p in t.D.parameters())
+        d_grads.clear()
+        for name, module in (("G", t.G), ("E", t.E)):
+            if module is not None:
+                grads = [p.grad for p in module.parameters() if p.grad is not None]
+                assert grads and all(torch.isfinite(g).all() for g in grads), name
+                assert any(g.abs().sum() > 0 for g in grads), f"{name} got no gradient"
+    # G's word attention starts as the identity (zero output projection) and learns from the first step
+    assert any(b.attn is not None and b.attn.out.weight.abs().sum() > 0 for b in t.G.synthesis.blocks)
+    assert any(not torch.equal(a, p) for a, p in zip(g_before, t.G.parameters()))
+    assert all(torch.isfinite(p).all() for p in [*t.G.parameters(), *t.D.parameters(), *t.G_ema.parameters()])
+    assert t.step == 3 and t.images_seen == 12
+
+
+def test_d_weights_move_in_the_d_step_only(tmp_path, cache):
+    """D's weights change in opt_d.step and nowhere else (G's optimizer does not hold them; that D gets no
+    gradient from G's loss is checked in the test above)."""
+    t = tiny_trainer(tmp_path / "run", cache, r1_every=2)
+    after_d = {}
+    t.opt_d.register_step_post_hook(lambda opt, args, kwargs: after_d.update(
+        {k: v.clone() for k, v in t.D.state_dict().items()}))
+    before = {k: v.clone() for k, v in t.D.state_dict().items()}
+    t.train_step()
+    now = t.D.state_dict()
+    assert any(not torch.equal(before[k], now[k]) for k in now)  # D learned...
+    assert all(torch.equal(after_d[k], now[k]) for k in now)  # ...in its own step only
+
+
+# ------------------------------------------------------------------------------ --init-from
+def test_init_from_starts_with_the_checkpoint_weights_and_fresh_optimizers(tmp_path, cache):
+    first = tiny_trainer(tmp_path / "first", cache)
+    ck = first.run(max_steps=2)
+    assert json.loads((ck / "config.json").read_text())["step"] == 2
+
+    second = tiny_trainer(tmp_path / "second", cache, init_from=str(ck))
+    gen, disc = load_tensors(ck, "generator"), load_tensors(ck, "discriminator")
+    for name, module, shipped in (("G", second.G, gen), ("G_ema", second.G_ema, gen), ("D", second.D, disc)):
+        sd = {k: v.cpu() for k, v in module.state_dict().items()}
+        assert set(sd) == set(shipped), name
+        assert all(torch.equal(sd[k], shipped[k].float()) for k in sd), f"{name} differs from the checkpoint"
+    # the checkpoint ships the EMA generator in fp16: that, rounded, is where G starts
+    assert all(torch.equal(second.G.state_dict()[k], v.half().float()) for k, v in first.G_ema.state_dict().items())
+    assert all(torch.equal(second.D.state_dict()[k], v.half().float()) for k, v in first.D.state_dict().items())
+    assert len(second.opt_g.state) == 0 and len(second.opt_d.state) == 0  # fresh Adam moments
+    assert second.step == 0 and second.images_seen == 0
+    assert second.history == [{"step": 0, "kimg": 0.0, "init_from": str(ck), "from_step": 2}]
+    out = second.run(max_steps=1)
+    assert len(second.opt_g.state) > 0
+    assert json.loads((out / "config.json").read_text())["training_history"] == second.history
+
+    # a different architecture cannot take these weights: refused by the folder's name, before any training
+    cfg = TrainConfig(data="tiny", out=str(tmp_path / "third"), batch_size=4, threads=1, cache_dir=str(cache),
+                      init_from=str(ck))
+    with pytest.raises(CheckpointError, match="same model config") as e:
+        Trainer(dataclasses.replace(TINY_MODEL, w_dim=32), cfg, dataset=tiny_dataset())
+    assert str(e.value).startswith(str(ck)) and "\n" not in str(e.value)
+    assert not (tmp_path / "third").exists()
+
+
+@pytest.fixture(scope="module")
+def continued(trained, tmp_path_factory, cache):
+    """One step of `train --init-from` the module's trained checkpoint, without model flags."""
+    out = tmp_path_factory.mktemp("continued") / "run"
+    assert main(["train", "--data", "shapes", "--out", str(out), "--max-steps", "1", "--batch-size", "4",
+                 "--threads", "1", "--sample-every", "100", "--cache-dir", str(cache),
+                 "--init-from", str(trained / "checkpoint")]) == 0
+    return out
+
+
+def test_init_from_on_the_command_line_takes_the_checkpoint_architecture(trained, continued):
+    source = trained / "checkpoint"
+    cfg = json.loads((continued / "checkpoint" / "config.json").read_text())
+    assert cfg["model"] == json.loads((source / "config.json").read_text())["model"]  # not the default model
+    assert cfg["step"] == 1 and cfg["train"]["init_from"] == str(source)
+    assert cfg["training_history"] == [{"step": 0, "kimg": 0.0, "init_from": str(source), "from_step": 6}]
+
+
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason="dalle/model_card.py _history_lines reads h['changed'] of every training_history entry; "
+                          "--init-from entries have none")
+def test_model_card_of_an_init_from_run(trained, continued):
+    card = render_model_card(continued / "checkpoint", [])
+    assert str(trained / "checkpoint") in card

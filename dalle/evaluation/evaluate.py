@@ -32,7 +32,7 @@ from .metrics_io import write_metrics
 from .stats import auroc, draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
 
 METRICS_FORMAT = 1
-EVALUATION_VERSION = "1"
+EVALUATION_VERSION = "2"  # 2: "seen" shapes scenes from a seed stream training never uses
 PSIS = (0.0, 0.3, 0.5, 0.7, 1.0)
 DEFAULT_NUM_SAMPLES = {"shapes": 1000, "emoji": 1000}
 MEMORISATION_THRESHOLD = 0.95
@@ -145,7 +145,7 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     log(f"shapes: generating {len(seen)} seen + {len(held)} held-out images at psi={psi}")
     g_seen, r_seen, _ = gen([s.caption for s in seen], seen_seeds, psi)
     out: dict = {"prompts": {"seen": len(seen), "heldout": len(held), "heldout_pairs": [list(h) for h in holdout],
-                             "seen_source": f"dalle.data.shapes.sample_scene with random.Random({seed})",
+                             "seen_source": f"dalle.data.shapes.sample_scene with random.Random('evaluation:{seed}')",
                              "heldout_source": "single-object captions of the held-out colour/shape pairs, "
                                                "size and position always stated"}}
     real_seen = np.stack([render(s.shapes, res) for s in seen])
@@ -300,7 +300,7 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
 
     ds = data.data
     enc = pipe.text_encoder if pipe.text_encoder.name == evaluator.text_encoder_name else None
-    table = encode_captions_cached(evaluator.text_encoder_name, ds.captions, Path(cache_dir), encoder=enc)
+    table = encode_captions_cached(evaluator.text_encoder_name, ds.captions, Path(cache_dir), encoder=enc).pooled
     text_emb = evaluator.embed_text(table)  # [C, E]
     log(f"emoji: embedding {len(ds)} real images with the evaluator")
     real_emb = evaluator.embed_uint8(ds.images)  # [N, E]

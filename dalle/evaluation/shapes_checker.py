@@ -240,8 +240,9 @@ def summarize(judgements: list[dict[str, bool | None]]) -> dict:
 
 # ---------------------------------------------------------------------- prompt sets
 def seen_scenes(n: int, seed: int, holdout=DEFAULT_HOLDOUT) -> list[Scene]:
-    """`n` scenes from the training sampler with a fixed RNG (all three caption kinds)."""
-    rng = random.Random(seed)
+    """`n` scenes from the training sampler (all three caption kinds), drawn from a seed stream that training
+    never uses: training seeds its sampler with integers, this stream is seeded with a string."""
+    rng = random.Random(f"evaluation:{seed}")
     return [sample_scene(rng, holdout) for _ in range(n)]
 
 

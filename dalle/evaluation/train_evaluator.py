@@ -60,7 +60,7 @@ def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OU
     rng = random.Random(seed)
     ed = load_emoji_eval(data_root, 64)
     data = ed.data
-    table = encode_captions_cached(text_encoder, data.captions, Path(data_root) / "cache")
+    table = encode_captions_cached(text_encoder, data.captions, Path(data_root) / "cache").pooled
     arch = arch or EvaluatorArch(text_dim=int(table.shape[1]))
     model = Evaluator(arch, text_encoder)
     train_idx, val_idx = split_indices(ed.entries, val_fraction)
