@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .evaluation.report import summary
+
 
 @dataclass
 class Variant:
@@ -53,29 +55,6 @@ def train_and_evaluate(variant: Variant, preset: str, minutes: float, root: Path
     _run([py, "-m", "dalle", "evaluate", str(out / "checkpoint"), "--out", str(metrics_path), "--no-sweep"],
          out / "ablate.log")
     return json.loads(metrics_path.read_text())
-
-
-def _acc(m: dict, part: str, kind: str, key: str) -> float | None:
-    return ((((m.get("alignment") or {}).get("generated") or {}).get(part) or {}).get(kind) or {}).get(key, {}).get(
-        "accuracy")
-
-
-def summary(m: dict) -> dict[str, float | None]:
-    """The headline numbers of a metrics dict, by column name."""
-    ck = m["checkpoint"]
-    row: dict[str, float | None] = {"kimg": round((ck.get("images_seen") or 0) / 1000, 1)}
-    if m["dataset"] == "shapes":
-        row.update({"seen c+s+p": _acc(m, "seen", "single", "colour_shape_position"),
-                    "held-out c+s+p": _acc(m, "heldout", "single", "colour_shape_position"),
-                    "relation": _acc(m, "seen", "pair", "relation"),
-                    "count": _acc(m, "seen", "count", "count"),
-                    "diversity / real": m["diversity"]["generated"] / max(m["diversity"]["real"], 1e-9)})
-    else:
-        rp = m["r_precision"]
-        row.update({"R-precision / real": rp["generated"]["mean"] / max(rp["real_ceiling"]["mean"], 1e-9),
-                    "FID / floor": m["fid"]["generated"] / max(m["fid"]["floor_matched"], 1e-9)})
-    row["match AUROC"] = m["discriminator"]["match_auroc"]
-    return row
 
 
 def markdown_table(rows: list[tuple[Variant, dict]]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,15 +75,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.init_from and not (args.resume and saved.exists()):  # take the checkpoint's architecture
         from .checkpoint import model_config, read_config
         model_cfg = model_config(read_config(args.init_from))
-    trainer = Trainer(model_cfg, cfg)
+    argv = sys.argv[1:] if args.command_line is None else args.command_line
+    trainer = Trainer(model_cfg, cfg, command="python -m dalle " + shlex.join(argv))
     out = trainer.run(resume=args.resume, max_steps=args.max_steps)
     print(f"checkpoint: {out}")
     return 0
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    import shlex
-
     from .ablation import ablate, parse_variant
 
     variants = [parse_variant(v) for v in args.variant]
@@ -138,6 +138,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                   log=lambda msg: print(msg, file=sys.stderr))
     print(format_table(metrics))
     print(f"wrote {args.metrics_out or Path(args.checkpoint) / 'metrics.json'}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .checkpoint import read_config
+    from .evaluation.metrics_io import read_metrics
+    from .evaluation.report import results_table
+
+    folders = [Path(c) for c in args.checkpoints]
+    table = results_table([read_metrics(f / "metrics.json") for f in folders], [read_config(f) for f in folders])
+    readme = Path(args.readme)
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1], encoding="utf-8")
+    print(table)
     return 0
 
 
@@ -200,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="data")
     p.add_argument("--resolution", type=int, default=64)
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("results", help="write the README's results table from checkpoints' metrics.json")
+    p.add_argument("checkpoints", nargs="+", help="checkpoint folders, in table order")
+    p.add_argument("--readme", default="README.md", help="file whose <!-- results --> block is replaced")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("evaluate", help="measure a checkpoint; writes CHECKPOINT/metrics.json and truncation.png")
     p.add_argument("checkpoint")

@@ -33,6 +33,7 @@ class ModelConfig:
     d_channel_max: int = 256
     embed_dim: int = 256  # width of the discriminator's image/text projection space
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
+    normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,8 +83,10 @@ class TrainConfig:
     joint_weight: float = 1.0  # projection (image, text) loss on reals, fakes and mismatched reals (D and G)
     contrastive_weight: float = 1.0  # batch-contrastive match loss (D and G): rank the own caption first
     recon: str = "prior"  # reconstruction of real images: "prior" (z ~ N(0, I), pix2pix-style), "posterior" (VAE-GAN, half the batch), "none"
+    recon_loss: str = "l1"  # "l1" (median: sharp) or "l2" (mean: leaves the blank background sooner)
     recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
     vae_kl_weight: float = 0.01  # KL of the VAE-GAN encoder's q(z | x, t) toward the prior (recon="posterior")
+    warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image
     diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)

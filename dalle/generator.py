@@ -39,13 +39,18 @@ class ConditioningAugmentation(nn.Module):
 
     def __init__(self, text_dim: int,  # width of the pooled text embedding
                  cond_dim: int,  # width of the code c
-                 noise: float = 1.0):  # scale of sigma * eps; small keeps the text signal above the noise
+                 noise: float = 1.0,  # scale of sigma * eps; small keeps the text signal above the noise
+                 normalize: bool = False):  # standardise the embedding first (see below)
         super().__init__()
         self.proj = nn.Linear(text_dim, cond_dim * 2)
-        self.noise = noise
+        self.noise, self.normalize = noise, normalize
 
     def forward(self, text: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """text [B, text_dim] -> (c [B, cond_dim], kl scalar). eps=None samples noise; pass zeros for mu."""
+        if self.normalize:
+            # A unit-length 384-d embedding has components of ~0.05, and captions that differ by one word
+            # differ by less; next to z's unit components the text started out as a rounding error.
+            text = F.layer_norm(text, text.shape[-1:])
         mu, logvar = self.proj(text).chunk(2, dim=-1)
         logvar = logvar.clamp(-10, 4)
         if eps is None:
@@ -65,10 +70,11 @@ class MappingNetwork(nn.Module):
                  cond_dim: int,  # conditioning-augmentation code width
                  w_dim: int,  # output latent width
                  num_layers: int = 2,  # MLP depth
-                 cond_noise: float = 1.0):  # conditioning-augmentation noise scale
+                 cond_noise: float = 1.0,  # conditioning-augmentation noise scale
+                 normalize_text: bool = False):  # standardise the sentence embedding before the CA layer
         super().__init__()
         self.z_dim, self.w_dim = z_dim, w_dim
-        self.ca = ConditioningAugmentation(text_dim, cond_dim, cond_noise)
+        self.ca = ConditioningAugmentation(text_dim, cond_dim, cond_noise, normalize_text)
         layers: list[nn.Module] = []
         dim = z_dim + cond_dim
         for _ in range(num_layers):
@@ -232,7 +238,7 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.mapping = MappingNetwork(cfg.z_dim, cfg.text_dim, cfg.cond_dim, cfg.w_dim, cfg.mapping_layers,
-                                      cfg.cond_noise)
+                                      cfg.cond_noise, cfg.normalize_text)
         self.synthesis = SynthesisNetwork(cfg)
 
     def forward(self, z: torch.Tensor, text: TextCondition, psi: float = 1.0,

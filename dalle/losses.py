@@ -5,7 +5,7 @@
 * Conditional (projection D with matching-aware negatives, GAN-INT-CLS): the joint logit
   u + m is real for a real image with its own caption, fake for G's image and for a real
   image with another caption. This is where the text meets G's images in D's training.
-* Reconstruction: L1 from a generated image to the real image of the same caption. It gives
+* Reconstruction: L1 (or L2) from a generated image to the real image of the same caption. It gives
   every pixel a supervised gradient, the cheapest sample efficiency there is on a CPU.
 * KL: toward N(0, I), for the conditioning augmentation and the VAE-GAN encoder.
 * Diversity (DSGAN, Yang et al., 2019): two noise draws for the same prompt should give
@@ -39,9 +39,14 @@ def d_conditional_loss(real_matched: torch.Tensor, fake: torch.Tensor, real_mism
     return F.softplus(-real_matched).mean() + (F.softplus(fake).mean() + F.softplus(real_mismatched).mean()) / 2
 
 
-def reconstruction_loss(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute pixel error. images, target [B, 3, R, R] in [-1, 1]."""
-    return (images - target).abs().mean()
+def reconstruction_loss(images: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean absolute ("l1") or squared ("l2") pixel error. images, target [B, 3, R, R] in [-1, 1].
+
+    L1 pulls each pixel to the median over what the caption allows, L2 to the mean: where a shape
+    is there in fewer than half the images, the L1 answer is the white background, so L2 starts
+    drawing shapes sooner."""
+    diff = images - target
+    return diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
 
 
 def gaussian_kl(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

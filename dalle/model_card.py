@@ -67,11 +67,14 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         "None: every image of the dataset was used for training.",
         "",
         "## Training",
+        *([f"- trained from scratch with `{compute['command']}`"] if compute.get("command") else []),
         f"- steps: {cfg['step']:,}; images seen: {cfg['images_seen']:,}",
         f"- hardware: {compute.get('device', 'unknown')}; world size {compute.get('world_size', 1)}",
         f"- wall time of the training steps: {compute.get('wall_time_s', 0) / 3600:.2f} h",
         f"- batch size {cfg['train']['batch_size']}, lr G/D {cfg['train']['lr_g']}/{cfg['train']['lr_d']}, "
-        f"R1 γ {cfg['train']['r1_gamma']}, augmentation `{cfg['train']['augment'] or 'none'}`",
+        f"R1 γ {cfg['train']['r1_gamma']}, augmentation `{cfg['train']['augment'] or 'none'}`, reconstruction "
+        f"`{cfg['train'].get('recon', 'none')}` ({cfg['train'].get('recon_loss', 'l1')}, weight "
+        f"{cfg['train'].get('recon_weight', 0)}), warm-up {cfg['train'].get('warmup_kimg', 0)} kimg",
         *_history_lines(cfg.get("training_history") or []),
         "- the shipped generator is the EMA of the training generator, stored in fp16",
         "",

@@ -9,6 +9,8 @@ One step:
      pix2pix-style), or half the batch from the VAE-GAN encoder's posterior z of its real
      image ("posterior"; the other half from the prior, adversarial only) (+ the KL terms)
   EMA: G_ema <- lerp toward G; G_ema is what gets exported and shipped.
+During the first `warmup_kimg` thousand images there is no D step and G learns by
+reconstruction alone, about 3x faster per CPU-second than a full step.
 
 The networks run under bf16 autocast where the hardware has it; weights, optimizer state
 and every loss stay fp32.
@@ -120,8 +122,10 @@ def setting_changes(before: dict, after: dict) -> dict[str, list]:
 
 
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, dataset: Dataset | None = None):
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, dataset: Dataset | None = None,
+                 command: str = ""):
         self.model_cfg, self.cfg = model_cfg, cfg
+        self.command = command  # the command line that started the run, recorded in config.json
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -161,6 +165,10 @@ class Trainer:
         self.D = Discriminator(model_cfg).to(self.device)
         if cfg.recon not in ("prior", "posterior", "none"):
             raise ValueError(f"recon must be 'prior', 'posterior' or 'none', got {cfg.recon!r}")
+        if cfg.recon_loss not in ("l1", "l2"):
+            raise ValueError(f"recon_loss must be 'l1' or 'l2', got {cfg.recon_loss!r}")
+        if cfg.warmup_kimg > 0 and cfg.recon == "none":
+            raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior or posterior")
         self.E = ImageEncoder(model_cfg).to(self.device) if cfg.recon == "posterior" else None
         if cfg.init_from:
             self._load_weights(Path(cfg.init_from))
@@ -211,13 +219,27 @@ class Trainer:
         return diff_augment(x, self.cfg.augment, self.torch_rng)
 
     def train_step(self) -> dict[str, float]:
+        """One D step and one G step (or, during the warm-up, a reconstruction-only G step), then the EMA."""
         cfg = self.cfg
         real, text, text_wrong, idx = self._batch()
         b = real.shape[0]
         same = same_caption(idx).to(self.device)
-        stats: dict[str, float] = {}
+        warmup = self.images_seen < cfg.warmup_kimg * 1000
+        stats = {} if warmup else self._d_step(real, text, text_wrong, same)
+        stats.update(self._g_step(real, text, same, adversarial=not warmup))
+        self.images_seen += b * self.world
+        beta = ema_beta(b * self.world, self.images_seen, cfg)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.lerp_(p.detach(), 1 - beta)
+        self.step += 1
+        return stats
 
-        # --- discriminator
+    def _d_step(self, real: torch.Tensor, text: TextCondition, text_wrong: TextCondition, same: torch.Tensor,
+                ) -> dict[str, float]:
+        """D learns u (real vs G's images), u + m (own caption vs G's images and other captions) and m's ranking."""
+        cfg, b = self.cfg, real.shape[0]
+        stats: dict[str, float] = {}
         z, eps = self._noise(b)
         with torch.no_grad(), self._autocast():
             fake, _ = self.G(z, text, eps=eps)
@@ -248,9 +270,18 @@ class Trainer:
         if self.distributed:
             self._allreduce_grads(self.D)
         self.opt_d.step()
+        stats.update(loss_d=loss_real.item(), loss_joint_d=loss_joint.item(),
+                     d_real_acc=((u_real > 0).float().mean().item() + (u_fake < 0).float().mean().item()) / 2,
+                     match_acc=(m_real > m_wrong).float().mean().item())
+        return stats
 
-        # --- generator (D's weights get no gradients here)
-        self.D.requires_grad_(False)
+    def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
+                ) -> dict[str, float]:
+        """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
+        With adversarial=False (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
+        cfg, b = self.cfg, real.shape[0]
+        stats: dict[str, float] = {}
+        self.D.requires_grad_(False)  # D's weights get no gradients here
         target = real
         half = b // 2
         if cfg.diversity_weight > 0:  # pair up: the second half repeats the first half's prompts
@@ -270,19 +301,24 @@ class Trainer:
                 w = mix_styles(w, self.G.mapping.map(z2, self.G.mapping.ca(text.pooled, eps)[0]),
                                self.G.synthesis.num_ws, cfg.style_mixing, self.torch_rng)
             fake = self.G.synthesis(w, text)
-            f_fake = self.D.features(self._augment(fake.float()))
-            u, m = self.D.heads(f_fake, text.pooled)
-            logits = self.D.match_matrix(f_fake, text.pooled) if cfg.contrastive_weight > 0 else None
-        u, m, fake = u.float(), m.float(), fake.float()
-        loss_g_real = losses.g_realism_loss(u)
-        loss_g_joint = losses.g_realism_loss(u + m)
-        loss_g = loss_g_real + cfg.joint_weight * loss_g_joint + cfg.kl_weight * kl.float()
-        if logits is not None:
-            loss_con_g = losses.contrastive_match_loss(logits.float(), same)
-            loss_g = loss_g + cfg.contrastive_weight * loss_con_g
-            stats["contrastive_g"] = loss_con_g.item()
+            if adversarial:
+                f_fake = self.D.features(self._augment(fake.float()))
+                u, m = self.D.heads(f_fake, text.pooled)
+                logits = self.D.match_matrix(f_fake, text.pooled) if cfg.contrastive_weight > 0 else None
+        fake = fake.float()
+        loss_g = cfg.kl_weight * kl.float()
+        stats["kl"] = kl.item()
+        if adversarial:
+            loss_g_real = losses.g_realism_loss(u.float())
+            loss_g_joint = losses.g_realism_loss(u.float() + m.float())
+            loss_g = loss_g + loss_g_real + cfg.joint_weight * loss_g_joint
+            stats.update(loss_g=loss_g_real.item(), loss_joint_g=loss_g_joint.item())
+            if logits is not None:
+                loss_con_g = losses.contrastive_match_loss(logits.float(), same)
+                loss_g = loss_g + cfg.contrastive_weight * loss_con_g
+                stats["contrastive_g"] = loss_con_g.item()
         if n_rec:
-            rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec])
+            rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec], cfg.recon_loss)
             loss_g = loss_g + cfg.recon_weight * rec
             stats["recon"] = rec.item()
         if cfg.recon == "posterior":
@@ -301,18 +337,6 @@ class Trainer:
             if self.E is not None:
                 self._allreduce_grads(self.E)
         self.opt_g.step()
-
-        # --- EMA
-        self.images_seen += b * self.world
-        beta = ema_beta(b * self.world, self.images_seen, cfg)
-        with torch.no_grad():
-            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                p_ema.lerp_(p.detach(), 1 - beta)
-        self.step += 1
-        stats.update(loss_d=loss_real.item(), loss_g=loss_g_real.item(), loss_joint_d=loss_joint.item(),
-                     loss_joint_g=loss_g_joint.item(), kl=kl.item(),
-                     d_real_acc=((u_real > 0).float().mean().item() + (u_fake < 0).float().mean().item()) / 2,
-                     match_acc=(m_real > m_wrong).float().mean().item())
         return stats
 
     def _allreduce_grads(self, module: torch.nn.Module) -> None:
@@ -341,7 +365,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "train": self.cfg.to_dict(),
             "training_compute": {"wall_time_s": round(self.wall_time, 1), "device": self.device_name(),
-                                 "world_size": self.world},
+                                 "world_size": self.world, "command": self.command},
             "training_history": self.history,
         }
 
@@ -481,8 +505,8 @@ class Trainer:
                     acc.setdefault(k, []).append(v)
                 bar.update(round(time.time() - start) - bar.n if timed else self.cfg.batch_size * self.world)
                 if self.step % 10 == 0:
-                    bar.set_postfix(d=f"{stats['loss_d']:.2f}", g=f"{stats['loss_g']:.2f}",
-                                    m=f"{stats['match_acc']:.2f}")
+                    bar.set_postfix({k: f"{stats[k]:.2f}" for k in ("loss_d", "loss_g", "match_acc", "recon")
+                                     if k in stats})
                 if main and self.step % self.cfg.sample_every == 0:
                     self._log_and_sample(acc, time.time() - t_last, self.images_seen - n_last)
                     acc, t_last, n_last = {}, time.time(), self.images_seen

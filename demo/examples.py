@@ -50,6 +50,20 @@ def default_checkpoint(found: dict[str, CheckpointInfo]) -> str | None:
     return best_checkpoint(found, "shapes") or next(iter(found), None)
 
 
+def compare_default(found: dict[str, CheckpointInfo]) -> tuple[list[str], str]:
+    """(checkpoints, prompts) the Compare tab starts on: two checkpoints of one dataset (the dataset with the
+    most checkpoints, shapes on a tie) and that dataset's first curated prompts."""
+    by_dataset: dict[str, list[CheckpointInfo]] = {}
+    for c in found.values():
+        by_dataset.setdefault(c.dataset.lower(), []).append(c)
+    if not by_dataset:
+        return [], ""
+    dataset = max(by_dataset, key=lambda d: (len(by_dataset[d]), d == "shapes"))
+    picked = [c.name for c in sorted(by_dataset[dataset], key=lambda c: (-c.step, c.name))[:2]]
+    prompts = next((ex.prompts[:2] for ex in EXAMPLES if ex.dataset == dataset), ())
+    return picked, "\n".join(prompts)
+
+
 def curated(found: dict[str, CheckpointInfo]) -> tuple[list[list], list[str]]:
     """(rows for gr.Examples: [prompts, seed, ψ, images, checkpoint, best of], labels)."""
     rows, labels = [], []

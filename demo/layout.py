@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from .examples import curated, default_checkpoint
+from .examples import compare_default, curated, default_checkpoint
 from .handlers import COMPARE_SLOTS, Handlers, status_markdown
 from .render import COMPARE_COLUMNS, SCORE_COLUMNS
 from .service import FRAMES_RANGE, MAX_BEST_OF, MAX_IMAGES, MAX_SEED, TRUNCATION_RANGE
@@ -75,10 +75,11 @@ def _generate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
 
 
 def _compare_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
+    picked, default_prompts = compare_default(h.service.scan.found)
     with gr.Row():
-        prompts = gr.Textbox(value="a large red circle at the top left\nred heart", lines=3, max_lines=8,
+        prompts = gr.Textbox(value=default_prompts, lines=3, max_lines=8,
                              label="Prompts (one per line)", elem_id="cmp-prompts", scale=3)
-        ckpts = gr.CheckboxGroup(names, value=names[:2], label="Checkpoints (pick 2 to 4)",
+        ckpts = gr.CheckboxGroup(names, value=picked or names[:2], label="Checkpoints (pick 2 to 4)",
                                  elem_id="cmp-checkpoints", scale=2)
     with gr.Row():
         ui = _sliders("cmp", images=4)

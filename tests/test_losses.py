@@ -111,3 +111,16 @@ def test_gaussian_kl_matches_torch_distributions():
                                             torch.distributions.Normal(0.0, 1.0)).sum(-1).mean()
     assert losses.gaussian_kl(mu, var).item() == pytest.approx(ref.item(), rel=1e-5)
     assert losses.gaussian_kl(mu, var).item() > 0
+
+
+def test_l2_reconstruction_is_the_mean_squared_error_and_prefers_the_mean():
+    x = torch.tensor([[1.0, -1.0], [0.5, 0.0]]).view(1, 1, 2, 2).expand(2, 3, 2, 2)
+    y = torch.zeros(2, 3, 2, 2)
+    assert losses.reconstruction_loss(x, y, "l2").item() == pytest.approx((1 + 1 + 0.25 + 0) / 4)
+    # one pixel whose target is white (+1) in 3 images of 4 and red-ish (-1) in one:
+    targets = torch.tensor([1.0, 1.0, 1.0, -1.0]).view(4, 1, 1, 1)
+    candidates = torch.linspace(-1, 1, 201)
+    best = {kind: candidates[torch.stack([losses.reconstruction_loss(c.expand(4, 1, 1, 1), targets, kind)
+                                          for c in candidates]).argmin()].item() for kind in ("l1", "l2")}
+    assert best["l1"] == pytest.approx(1.0)  # the median: the shape vanishes
+    assert best["l2"] == pytest.approx(0.5)  # the mean: a faint shape, with a gradient to follow

@@ -284,9 +284,22 @@ def test_init_from_on_the_command_line_takes_the_checkpoint_architecture(trained
     assert cfg["training_history"] == [{"step": 0, "kimg": 0.0, "init_from": str(source), "from_step": 6}]
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="dalle/model_card.py _history_lines reads h['changed'] of every training_history entry; "
-                          "--init-from entries have none")
 def test_model_card_of_an_init_from_run(trained, continued):
     card = render_model_card(continued / "checkpoint", [])
-    assert str(trained / "checkpoint") in card
+    assert f"started from the weights of `{trained / 'checkpoint'}`" in card
+
+
+def test_warmup_trains_g_by_reconstruction_alone_then_hands_over_to_the_gan(tmp_path, cache):
+    t = tiny_trainer(tmp_path / "run", cache, warmup_kimg=0.008)  # 8 images: two steps of 4
+    d_before = {k: v.clone() for k, v in t.D.state_dict().items()}
+    g_before = [p.detach().clone() for p in t.G.parameters()]
+    for _ in range(2):
+        assert set(t.train_step()) == {"kl", "recon"}
+    assert all(torch.equal(d_before[k], v) for k, v in t.D.state_dict().items())  # D was not trained
+    assert any(not torch.equal(a, p) for a, p in zip(g_before, t.G.parameters()))  # G was
+    assert {"loss_d", "loss_g", "recon"} <= set(t.train_step())  # the full game from then on
+
+
+def test_warmup_without_reconstruction_is_refused(tmp_path, cache):
+    with pytest.raises(ValueError, match="warmup"):
+        tiny_trainer(tmp_path / "run", cache, warmup_kimg=1.0, recon="none")

@@ -101,6 +101,53 @@ def format_table(m: dict) -> str:
     return "\n".join(lines)
 
 
+def _generated_acc(m: dict, part: str, kind: str, key: str) -> float | None:
+    """Accuracy of generated images for (part, kind, key), or None."""
+    return _acc(m["alignment"]["generated"].get(part), kind, key)[0]
+
+
+def summary(m: dict) -> dict[str, float | None]:
+    """The headline numbers of a metrics dict, by column name."""
+    ck = m["checkpoint"]
+    row: dict[str, float | None] = {"kimg": round((ck.get("images_seen") or 0) / 1000, 1)}
+    if m["dataset"] == "shapes":
+        row.update({"seen c+s+p": _generated_acc(m, "seen", "single", "colour_shape_position"),
+                    "held-out c+s+p": _generated_acc(m, "heldout", "single", "colour_shape_position"),
+                    "relation": _generated_acc(m, "seen", "pair", "relation"),
+                    "count": _generated_acc(m, "seen", "count", "count"),
+                    "diversity / real": m["diversity"]["generated"] / max(m["diversity"]["real"], 1e-9)})
+    else:
+        rp = m["r_precision"]
+        row.update({"R-precision / real": rp["generated"]["mean"] / max(rp["real_ceiling"]["mean"], 1e-9),
+                    "FID / floor": m["fid"]["generated"] / max(m["fid"]["floor_matched"], 1e-9)})
+    row["match AUROC"] = m["discriminator"]["match_auroc"]
+    return row
+
+
+def results_table(metrics: list[dict], configs: list[dict]) -> str:
+    """The README's Markdown table of shipped checkpoints: one row per (metrics.json, config.json) pair."""
+    rows = ["| checkpoint | data | images seen | training time | headline (generated / real) | match AUROC |",
+            "|---|---|---|---|---|---|"]
+    for m, cfg in zip(metrics, configs):
+        s = summary(m)
+        minutes = (cfg.get("training_compute") or {}).get("wall_time_s", 0) / 60
+        if m["dataset"] == "shapes":
+            real = m["alignment"]["ceiling_real"]
+            head = (f"colour+shape+position seen {_f(s['seen c+s+p'])} / "
+                    f"{_f(_acc(real.get('seen'), 'single', 'colour_shape_position')[0])}, held-out "
+                    f"{_f(s['held-out c+s+p'])}; relation {_f(s['relation'])} / "
+                    f"{_f(_acc(real.get('seen'), 'pair', 'relation')[0])}; count {_f(s['count'])} / "
+                    f"{_f(_acc(real.get('seen'), 'count', 'count')[0])}; seed diversity "
+                    f"{_f(s['diversity / real'], 2)} x real")
+        else:
+            head = (f"R-precision {_f(m['r_precision']['generated']['mean'])} / "
+                    f"{_f(m['r_precision']['real_ceiling']['mean'])}; evaluator FID {_f(m['fid']['generated'])} "
+                    f"(real floor {_f(m['fid']['floor_matched'])})")
+        rows.append(f"| `{m['checkpoint']['name']}` | {m['dataset']} | {s['kimg']:.0f}k | {minutes:.0f} min | "
+                    f"{head} | {_f(s['match AUROC'])} |")
+    return "\n".join(rows)
+
+
 def plot_truncation(m: dict, path: str | Path) -> Path:
     """Alignment, diversity (and FID for emoji) against psi, with the real references dashed."""
     import matplotlib
