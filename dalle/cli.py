@@ -16,20 +16,31 @@ from pathlib import Path
 from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 
 
+def field_reasons(cls: type) -> dict[str, str]:
+    """{field: the comment after it} from a config dataclass's source: the one-line reason each field carries."""
+    import inspect
+    import re
+
+    found = re.findall(r"^\s+(\w+): [^=\n]+=.*?#\s*(.+)$", inspect.getsource(cls), flags=re.MULTILINE)
+    return {name: reason.strip() for name, reason in found}
+
+
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
     group = parser.add_argument_group(cls.__name__)
+    reasons = field_reasons(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f"{reasons.get(f.name, '')} (default {default})".strip().replace("%", "%%")
         if isinstance(default, bool):
             group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                               metavar="BOOL", help=f"(default {default})")
+                               metavar="BOOL", help=text)
         elif isinstance(default, (tuple, list)):
-            group.add_argument(flag, type=float, nargs="+", default=None, help=f"(default {default})")
+            group.add_argument(flag, type=float, nargs="+", default=None, help=text)
         else:
-            group.add_argument(flag, type=type(default), default=None, help=f"(default {default})")
+            group.add_argument(flag, type=type(default), default=None, help=text)
 
 
 def _dataclass_from_args(cls: type, args: argparse.Namespace, **overrides):
@@ -114,10 +125,28 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .checkpoint import read_config
 
     cfg = read_config(args.checkpoint)
-    print(json.dumps(cfg, indent=2))
     metrics = Path(args.checkpoint) / "metrics.json"
+    if args.json:
+        print(json.dumps(cfg, indent=2))
+        if metrics.exists():
+            print(metrics.read_text())
+        return 0
+    from .evaluation.metrics_io import read_metrics
+    from .evaluation.report import summary
+
+    model, compute = cfg["model"], cfg.get("training_compute") or {}
+    print(f"{cfg.get('name', Path(args.checkpoint).name)}: {(cfg.get('dataset') or {}).get('name', '?')}, "
+          f"{model['resolution']} px, text encoder {model['text_encoder']}")
+    print(f"trained: step {cfg.get('step', 0):,}, {(cfg.get('images_seen') or 0) / 1000:.1f}k images, "
+          f"{compute.get('wall_time_s', 0) / 60:.0f} min on {compute.get('device', '?')}")
+    if compute.get("command"):
+        print(f"command: {compute['command']}")
     if metrics.exists():
-        print(metrics.read_text())
+        for name, value in summary(read_metrics(metrics)).items():
+            print(f"  {name}: {'-' if value is None else round(value, 3)}")
+    else:
+        print("no metrics.json yet: python -m dalle evaluate " + str(args.checkpoint))
+    print("(--json for the full config and metrics)")
     return 0
 
 
@@ -203,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("info", help="print a checkpoint's config and metrics")
+    p = sub.add_parser("info", help="summarise a checkpoint: data, training, headline metrics")
     p.add_argument("checkpoint")
+    p.add_argument("--json", action="store_true", help="print the full config.json and metrics.json instead")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("card", help="write a checkpoint's README.md model card from config.json + metrics.json")

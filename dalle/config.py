@@ -30,7 +30,7 @@ class ModelConfig:
     channel_base: int = 2048  # G/D channels at resolution r are channel_base / r ...
     channel_max: int = 256  # ... capped here; keeps low-res layers from dominating FLOPs
     d_channel_base: int = 1024  # same rule for the discriminator (thin at high resolution: fast on a CPU)
-    d_channel_max: int = 256
+    d_channel_max: int = 256  # ... and cap for the discriminator
     embed_dim: int = 256  # width of the discriminator's image/text projection space
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
     normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
@@ -76,7 +76,7 @@ class TrainConfig:
     batch_size: int = 32  # small batches: many updates per CPU-hour
     total_kimg: float = 10_000.0  # stop after this many thousand real images
     lr_g: float = 2e-4  # Adam step sizes; equal rates keep G and D balanced
-    lr_d: float = 2e-4
+    lr_d: float = 2e-4  # the discriminator's Adam step size
     betas: tuple[float, float] = (0.0, 0.99)  # beta1=0 as in StyleGAN2: less momentum, fewer oscillations
     r1_gamma: float = 1.0  # R1 weight on real images: stabilises D without a Lipschitz constraint (0.1 let D win)
     r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough

@@ -41,19 +41,24 @@ class DownBlock(nn.Module):
         return (y + self.skip(x)) / math.sqrt(2)
 
 
+def down_trunk(cfg: ModelConfig) -> tuple[nn.Conv2d, nn.Sequential, int]:
+    """(1x1 from-RGB conv, DownBlocks from the resolution to 4x4, channels at 4x4), widths by the D rule."""
+    res = cfg.resolution
+    ch = cfg.channels(res, discriminator=True)
+    from_rgb = nn.Conv2d(3, ch, 1)
+    blocks = []
+    while res > 4:
+        out = cfg.channels(res // 2, discriminator=True)
+        blocks.append(DownBlock(ch, out))
+        res, ch = res // 2, out
+    return from_rgb, nn.Sequential(*blocks), ch
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        res = cfg.resolution
-        ch = cfg.channels(res, discriminator=True)
-        self.from_rgb = nn.Conv2d(3, ch, 1)
-        blocks = []
-        while res > 4:
-            out = cfg.channels(res // 2, discriminator=True)
-            blocks.append(DownBlock(ch, out))
-            res, ch = res // 2, out
-        self.blocks = nn.Sequential(*blocks)
+        self.from_rgb, self.blocks, ch = down_trunk(cfg)
         self.feature = nn.Sequential(nn.Flatten(), nn.Linear(ch * 16, cfg.embed_dim), nn.LeakyReLU(0.2))
         self.realism = nn.Linear(cfg.embed_dim, 1)
         self.image_proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)

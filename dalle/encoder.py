@@ -13,21 +13,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .discriminator import DownBlock
+from .discriminator import down_trunk
 
 
 class ImageEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        res = cfg.resolution
-        ch = cfg.channels(res, discriminator=True)
-        self.from_rgb = nn.Conv2d(3, ch, 1)
-        blocks = []
-        while res > 4:
-            out = cfg.channels(res // 2, discriminator=True)
-            blocks.append(DownBlock(ch, out))
-            res, ch = res // 2, out
-        self.blocks = nn.Sequential(*blocks)
+        self.from_rgb, self.blocks, ch = down_trunk(cfg)  # the discriminator's trunk design, its own weights
         self.head = nn.Linear(ch * 16 + cfg.text_dim, 2 * cfg.z_dim)
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
