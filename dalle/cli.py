@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,ablate,sample,info,prepare,evaluate,card} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,ablate,sample,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.
@@ -161,12 +161,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate_checkpoint
     from .evaluation.report import format_table
 
+    # shipped checkpoints are tracked files: they are rewritten only when --out names them
+    out = args.metrics_out or Path("runs") / "evaluate" / Path(args.checkpoint).resolve().name / "metrics.json"
     metrics = evaluate_checkpoint(args.checkpoint, num_samples=args.num_samples, seed=args.seed,
-                                  out=args.metrics_out, truncation=args.truncation, evaluator_dir=args.evaluator,
+                                  out=out, truncation=args.truncation, evaluator_dir=args.evaluator,
                                   data_root=args.data_root, sweep=not args.no_sweep, threads=args.threads,
                                   log=lambda msg: print(msg, file=sys.stderr))
     print(format_table(metrics))
-    print(f"wrote {args.metrics_out or Path(args.checkpoint) / 'metrics.json'}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -254,14 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", default="README.md", help="file whose <!-- results --> block is replaced")
     p.set_defaults(func=cmd_results)
 
-    p = sub.add_parser("evaluate", help="measure a checkpoint; writes CHECKPOINT/metrics.json and truncation.png")
+    p = sub.add_parser("evaluate", help="measure a checkpoint; writes metrics.json and truncation.png")
     p.add_argument("checkpoint")
     p.add_argument("--num-samples", type=int, default=None,
                    help="generated images for the main metrics (default 1000 for shapes and emoji)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=1.0, help="psi for the main metrics (the sweep adds others)")
     p.add_argument("--out", dest="metrics_out", metavar="PATH", default=None,
-                   help="metrics file (default CHECKPOINT/metrics.json)")
+                   help="metrics file (default runs/evaluate/NAME/metrics.json; name CHECKPOINT/metrics.json "
+                        "to update a checkpoint)")
     p.add_argument("--evaluator", default=None, help="emoji evaluator folder (default checkpoints/evaluator)")
     p.add_argument("--data-root", default="data")
     p.add_argument("--no-sweep", action="store_true", help="skip the truncation sweep")

@@ -1,0 +1,60 @@
+"""The command line as a new user meets it: where evaluate writes, what info prints, what train --help says."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import _tiny_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    dest = tmp_path_factory.mktemp("ck") / "tiny-shapes"
+    _tiny_checkpoint(dest, "shapes")
+    return dest
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dalle", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+
+
+def test_evaluate_leaves_the_checkpoint_folder_alone_by_default(tiny, tmp_path):
+    before = sorted(p.name for p in tiny.iterdir())
+    proc = run(["evaluate", str(tiny), "--num-samples", "4", "--no-sweep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in tiny.iterdir()) == before  # nothing written into the checkpoint
+    written = tmp_path / "runs" / "evaluate" / "tiny-shapes" / "metrics.json"
+    assert json.loads(written.read_text())["checkpoint"]["name"] == "tiny-shapes"
+    assert f"wrote {Path('runs') / 'evaluate' / 'tiny-shapes' / 'metrics.json'}" in proc.stdout
+
+
+def test_info_is_a_short_summary_and_json_on_request(tiny, tmp_path):
+    short = run(["info", str(tiny)], cwd=tmp_path)
+    assert short.returncode == 0, short.stderr
+    assert len(short.stdout.splitlines()) < 15 and "32 px" in short.stdout
+    full = run(["info", str(tiny), "--json"], cwd=tmp_path)
+    assert json.loads(full.stdout)["model"]["resolution"] == 32
+
+
+def test_module_docstring_names_every_verb():
+    import dalle.cli
+
+    verbs = build_verbs()
+    first_line = dalle.cli.__doc__.splitlines()[0]
+    assert all(v in first_line for v in verbs), (verbs, first_line)
+
+
+def build_verbs() -> list[str]:
+    from dalle.cli import build_parser
+
+    return list(build_parser()._subparsers._group_actions[0].choices)
