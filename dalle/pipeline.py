@@ -5,8 +5,9 @@
     out.images[0][3]   # PIL image of prompt 0 with seed 3
     out.realism, out.match  # [P, N] probabilities from the discriminator
 
-Image j of every prompt uses seed `seed + j`: its noise is drawn from a generator seeded
-with that number alone, so the same seed gives the same pixels whatever else is in the batch.
+Image j of every prompt uses seed `(seed + j) mod 2**31`: its noise is drawn from a generator
+seeded with that number alone, so the same seed gives the same pixels whatever else is in the
+batch, and every seed shown can be typed back in (seed 2**31 - 1 with 3 images: 2147483647, 0, 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .generator import Generator, truncate
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .text_encoder import TextCondition, TextEncoder
 
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**31 - 1  # seeds are 0 .. MAX_SEED; image j uses (seed + j) mod (MAX_SEED + 1)
 
 
 def pick_device(device: str | torch.device) -> torch.device:
@@ -166,9 +167,9 @@ class TextToImagePipeline:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
-        if not 0 <= seed <= MAX_SEED - num_images:
-            raise ValueError(f"seed must be between 0 and {MAX_SEED - num_images}")
-        seeds = [seed + j for j in range(num_images)]
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED}")
+        seeds = [(seed + j) % (MAX_SEED + 1) for j in range(num_images)]
         text = self.encode(prompts)
         centers = self.conditional_centers(prompts, text) if truncation != 1.0 else None
         z, eps = seed_latents(seeds, self.model_config.z_dim, self.model_config.cond_dim)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dalle.checkpoint import CheckpointError, model_config, read_config
-from dalle.pipeline import PipelineOutput, TextToImagePipeline, pick_device
+from dalle.pipeline import MAX_SEED, PipelineOutput, TextToImagePipeline, pick_device
 from dalle.text_encoder import TextEncoder
 
 from .devices import gpu
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPTS = 8
 MAX_PROMPT_CHARS = 1000  # per prompt; a 1 MB paste is refused before any tokenising
-MAX_SEED = 2**31 - 1
 TRUNCATION_RANGE = (0.0, 1.5)
 MAX_IMAGES = 8
 MAX_BEST_OF = 32

@@ -58,3 +58,16 @@ def build_verbs() -> list[str]:
     from dalle.cli import build_parser
 
     return list(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_seeds_wrap_so_every_seed_shown_can_be_typed_back_in(tiny):
+    from dalle.pipeline import MAX_SEED, TextToImagePipeline
+
+    pipe = TextToImagePipeline.from_pretrained(tiny, device="cpu")
+    out = pipe("a red circle", seed=MAX_SEED, truncation=1.0, num_images=3)
+    assert out.seeds == [MAX_SEED, 0, 1]
+    for j, s in enumerate(out.seeds):  # each column is what its seed gives when entered alone
+        again = pipe("a red circle", seed=s, truncation=1.0, num_images=1)
+        assert (again.pixels[0, 0] == out.pixels[0, j]).all()
+    with pytest.raises(ValueError, match="seed must be between 0 and 2147483647"):
+        pipe("a red circle", seed=MAX_SEED + 1)
