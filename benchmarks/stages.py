@@ -91,6 +91,9 @@ class HashEncoder:
     def count_tokens(self, prompt: str) -> int:
         return len(prompt.split()) + 2
 
+    def unknown_share(self, prompt: str) -> float:
+        return 0.0
+
     def is_too_long(self, prompt: str) -> bool:
         return self.count_tokens(prompt) > self.max_length
 

@@ -121,6 +121,12 @@ class TextEncoder:
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
+    def unknown_share(self, prompt: str) -> float:
+        """Share of the prompt's tokens that the encoder's vocabulary does not know (0 for an empty prompt)."""
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        unk = self.tokenizer.unk_token_id
+        return sum(i == unk for i in ids) / len(ids) if ids and unk is not None else 0.0
+
     def is_too_long(self, prompt: str) -> bool:
         return self.count_tokens(prompt) > self.max_length
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from dalle.checkpoint import CheckpointError, model_config, read_config
 from dalle.pipeline import MAX_SEED, PipelineOutput, TextToImagePipeline, pick_device
+from dalle.prompts import spell_out_emoji
 from dalle.text_encoder import TextEncoder
 
 from .devices import gpu
@@ -248,6 +249,16 @@ class ModelService:
                 f"encoder's {limit}-token limit; only its first {limit} tokens were used."
                 for label, p, c in zip(labels, prompts, cut) if c]
 
+    @staticmethod
+    def _spell_out(pipe: TextToImagePipeline, prompts: list[str], labels: list[str]) -> tuple[list[str], list[str]]:
+        """(what the text encoder reads: emoji spelled out, notes on what changed or is unknown to it)."""
+        encoded = [spell_out_emoji(p) for p in prompts]
+        notes = [f"{label}: emoji spelled out for the text encoder as {e!r}."
+                 for label, p, e in zip(labels, prompts, encoded) if e != p]
+        notes += [f"{label} ({p[:40]!r}) is mostly text the encoder does not know; the image may ignore it."
+                  for label, p, e in zip(labels, prompts, encoded) if pipe.text_encoder.unknown_share(e) > 0.5]
+        return encoded, notes
+
     def generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
                  best_of: Any = 0) -> Generation:
         """`num_images` images per prompt from seeds seed, seed+1, ...; with best_of = N > 0,
@@ -259,9 +270,10 @@ class ModelService:
         num_images = check_int(num_images, "Images per prompt", 1, MAX_IMAGES)
         best_of = check_int(best_of, "Best of N", 0, MAX_BEST_OF)
         info, pipe = self.pipeline(checkpoint)
+        encoded, notes = self._spell_out(pipe, prompts, [f"Prompt {i + 1}" for i in range(len(prompts))])
         candidates = max(best_of, num_images)
         with self._run_lock:
-            out = self._run(info.name, "__call__", (prompts,),
+            out = self._run(info.name, "__call__", (encoded,),
                             {"seed": seed, "truncation": truncation, "num_images": candidates})
         seeds = np.tile(np.asarray(out.seeds, dtype=np.int64), (len(prompts), 1))
         cols = rerank(out.realism, out.match, num_images) if best_of else np.tile(
@@ -272,7 +284,7 @@ class ModelService:
             seeds=take(seeds, cols, 1), pixels=take(out.pixels, cols[:, :, None, None, None], 1),
             realism=take(out.realism, cols, 1), match=take(out.match, cols, 1), truncation=truncation,
             seed=seed, best_of=candidates if best_of else 0,
-            warnings=self._warn_long(pipe, prompts, out.truncated_prompts))
+            warnings=notes + self._warn_long(pipe, prompts, out.truncated_prompts))
 
     def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any,
                 checkpoints: Any) -> list[Generation]:
@@ -293,11 +305,13 @@ class ModelService:
         frames = check_int(frames, "Frames", *FRAMES_RANGE)
         truncation = check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE)
         info, pipe = self.pipeline(checkpoint)
-        with self._run_lock:
-            out = self._run(info.name, "interpolate", (a, b, sa, sb), {"frames": frames, "truncation": truncation})
         walked = [a] if a == b else [a, b]
-        warnings = self._warn_long(pipe, walked, [pipe.text_encoder.is_too_long(p) for p in walked],
-                                   ["Prompt A", "Prompt B"])
+        (ea, *eb), notes = self._spell_out(pipe, walked, ["Prompt A", "Prompt B"])
+        with self._run_lock:
+            out = self._run(info.name, "interpolate", (ea, eb[0] if eb else ea, sa, sb),
+                            {"frames": frames, "truncation": truncation})
+        warnings = notes + self._warn_long(pipe, walked, [pipe.text_encoder.is_too_long(p) for p in walked],
+                                           ["Prompt A", "Prompt B"])
         return Interpolation(checkpoint=info.name, step=info.step, prompts=(a, b), seeds=(sa, sb),
                              frames=out.pixels[0], realism=out.realism[0], match=out.match[0],
                              truncation=truncation, warnings=warnings)

@@ -90,6 +90,16 @@ def test_emoji_and_other_scripts(client: Client) -> None:
     assert len(gallery) == 4 and [row[0] for row in table["data"]] == prompts.splitlines()
 
 
+def test_emoji_prompts_are_spelled_out_and_unknown_text_is_flagged(client: Client) -> None:
+    _, gallery, table, _, notes = generate(client, "😀\n🍕\nꙮꙮꙮ", 0, 1.0, 1, "emoji-32", 0)
+    assert [row[0] for row in table["data"]] == ["😀", "🍕", "ꙮꙮꙮ"]  # rows keep the user's text
+    assert "emoji spelled out for the text encoder as 'grinning face'" in notes
+    assert "'slice of pizza'" in notes
+    assert "Prompt 3 ('ꙮꙮꙮ') is mostly text the encoder does not know" in notes
+    first, second = (Image.open(g["image"]) for g in gallery[:2])
+    assert list(first.getdata()) != list(second.getdata())  # two emoji, two images
+
+
 def test_prompt_over_the_token_limit_is_cut_with_a_warning(client: Client) -> None:
     long = " ".join(["a large red circle at the top left"] * 25)  # ~875 characters, > 128 tokens
     *_, notes = generate(client, long, 0, 0.7, 1, "shapes-32", 0)
