@@ -56,7 +56,7 @@ class ModelConfig:
             # bool is an int subclass; JSON gives no other way to confuse the two
             if type(value) is not type(default):
                 raise ValueError(f"{f.name} must be {type(default).__name__}, got {value!r}")
-            if isinstance(value, int) and value < 1:
+            if type(value) is int and value < 1:
                 raise ValueError(f"{f.name} must be at least 1, got {value}")
             if isinstance(value, float) and not 0.0 <= value < float("inf"):
                 raise ValueError(f"{f.name} must be a finite number >= 0, got {value}")

@@ -121,3 +121,10 @@ def test_cond_noise_scales_the_sampled_part_of_the_text_code():
     g.ca.noise = 1.0
     c_full, _ = g.ca(text, eps)
     assert torch.allclose(c - mu, 0.5 * (c_full - mu), atol=1e-6)
+
+
+def test_boolean_model_fields_are_valid_either_way():
+    from dalle.config import ModelConfig
+
+    for flag in (False, True):
+        assert ModelConfig.from_dict({**ModelConfig().to_dict(), "normalize_text": flag}).normalize_text is flag
