@@ -138,7 +138,7 @@ def test_model_card(client: Client) -> None:
         "shapes-32", api_name="/model_card")
     assert "shapes-32" in summary and "step" in summary
     assert config["model"]["resolution"] in (32, 64, 128)
-    assert losses["data"] and {r[1] for r in losses["data"]} <= {"loss_d", "loss_g", "loss_joint_d", "loss_joint_g"}
+    assert losses["data"] and {r[1] for r in losses["data"]} <= {"loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "recon"}
     assert accuracy["data"]
     assert readme
 
