@@ -81,7 +81,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         "## Metrics",
     ]
     if metrics:
-        parts += [f"Measured by `python -m dalle evaluate checkpoints/{name}` "
+        parts += [f"Measured by `python -m dalle evaluate checkpoints/{name} --out checkpoints/{name}/metrics.json` "
                   f"(seed {metrics.get('measured', {}).get('seed', 0)}); the full record is `metrics.json`.", "",
                   "```", format_table(metrics), "```"]
     else:
