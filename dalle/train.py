@@ -39,7 +39,8 @@ from tqdm import tqdm
 
 from . import losses
 from .augment import diff_augment, parse_policy
-from .checkpoint import (CheckpointError, load_tensors, recover_folder, save_checkpoint, save_tensors,
+from .checkpoint import (CheckpointError, load_into, load_tensors, model_config, read_config, recover_folder,
+                         refuse_pickles, save_checkpoint, save_tensors,
                          write_folder_atomically)
 from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 from .data import Dataset, open_dataset
@@ -159,7 +160,8 @@ class Trainer:
         self.preview_eps = torch.randn(len(self.preview) * 8, model_cfg.cond_dim, generator=g).to(self.device)
 
         self.step, self.images_seen, self.wall_time = 0, 0, 0.0
-        self.history: list[dict] = []  # settings changed at a resume: {"step", "kimg", "changed": {name: [old, new]}}
+        # {"step", "kimg", "changed": {name: [old, new]}} per resume that changed settings; {"init_from", ...} per --init-from
+        self.history: list[dict] = []
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.G = Generator(model_cfg).to(self.device)
         self.D = Discriminator(model_cfg).to(self.device)
@@ -186,8 +188,6 @@ class Trainer:
 
     def _load_weights(self, folder: Path) -> None:
         """--init-from: G (the checkpoint's EMA weights) and D from a checkpoint folder; the model configs must agree."""
-        from .checkpoint import load_into, model_config, read_config, refuse_pickles
-
         config = read_config(folder)
         refuse_pickles(folder)
         if model_config(config) != self.model_cfg:
