@@ -180,7 +180,9 @@ class ModelService:
         self._encoders_lock = threading.Lock()
         self._cache = PipelineCache(self._load, capacity)
         self._run_lock = threading.Lock()  # one forward pass at a time (the pipelines' caches are not thread-safe)
-        self._run = gpu(self._run_here)  # wrapped before launch, as ZeroGPU requires
+        # wrapped before launch, as ZeroGPU requires
+        self._generate_on_device = gpu(self._generate_here)
+        self._interpolate_on_device = gpu(self._interpolate_here)
         self.scan = Scan(self.root)
         self.refresh()
 
@@ -232,12 +234,19 @@ class ModelService:
         raise ServiceError(f"Checkpoint {info.name!r} could not be loaded: {_one_line(error, self.root)}")
 
     # ------------------------------------------------------------------ tasks
-    def _run_here(self, name: str, method: str, args: tuple, kwargs: dict) -> PipelineOutput:
-        """`pipe(*args)` or `pipe.interpolate(*args)` for a listed checkpoint. On ZeroGPU this runs in
-        the GPU worker, so only the name and plain values are passed (and pickled)."""
-        if method not in ("__call__", "interpolate"):
-            raise ValueError(f"unknown pipeline method {method!r}")
-        return getattr(self.pipeline(name)[1], method)(*args, **kwargs)
+    # On ZeroGPU these two run in the GPU worker, so they take only a checkpoint name and plain
+    # values (which are pickled across) and look the loaded pipeline up themselves.
+    def _generate_here(self, name: str, prompts: list[str], seed: int, truncation: float,
+                       num_images: int) -> PipelineOutput:
+        """`pipe(prompts, ...)` for a listed checkpoint."""
+        pipe = self.pipeline(name)[1]
+        return pipe(prompts, seed=seed, truncation=truncation, num_images=num_images)
+
+    def _interpolate_here(self, name: str, prompt_a: str, prompt_b: str, seed_a: int, seed_b: int,
+                          frames: int, truncation: float) -> PipelineOutput:
+        """`pipe.interpolate(...)` for a listed checkpoint."""
+        pipe = self.pipeline(name)[1]
+        return pipe.interpolate(prompt_a, prompt_b, seed_a, seed_b, frames=frames, truncation=truncation)
 
     @staticmethod
     def _warn_long(pipe: TextToImagePipeline, prompts: list[str], cut: list[bool],
@@ -273,8 +282,7 @@ class ModelService:
         encoded, notes = self._spell_out(pipe, prompts, [f"Prompt {i + 1}" for i in range(len(prompts))])
         candidates = max(best_of, num_images)
         with self._run_lock:
-            out = self._run(info.name, "__call__", (encoded,),
-                            {"seed": seed, "truncation": truncation, "num_images": candidates})
+            out = self._generate_on_device(info.name, encoded, seed, truncation, candidates)
         seeds = np.tile(np.asarray(out.seeds, dtype=np.int64), (len(prompts), 1))
         cols = rerank(out.realism, out.match, num_images) if best_of else np.tile(
             np.arange(num_images), (len(prompts), 1))
@@ -308,8 +316,7 @@ class ModelService:
         walked = [a] if a == b else [a, b]
         (ea, *eb), notes = self._spell_out(pipe, walked, ["Prompt A", "Prompt B"])
         with self._run_lock:
-            out = self._run(info.name, "interpolate", (ea, eb[0] if eb else ea, sa, sb),
-                            {"frames": frames, "truncation": truncation})
+            out = self._interpolate_on_device(info.name, ea, eb[0] if eb else ea, sa, sb, frames, truncation)
         warnings = notes + self._warn_long(pipe, walked, [pipe.text_encoder.is_too_long(p) for p in walked],
                                            ["Prompt A", "Prompt B"])
         return Interpolation(checkpoint=info.name, step=info.step, prompts=(a, b), seeds=(sa, sb),
