@@ -34,6 +34,7 @@ class ModelConfig:
     embed_dim: int = 256  # width of the discriminator's image/text projection space
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
     normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
+    d_word_attention: bool = False  # D's match adds a word-region term: where each word is drawn, not just which words
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -87,6 +88,7 @@ class TrainConfig:
     recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
     vae_kl_weight: float = 0.01  # KL of the VAE-GAN encoder's q(z | x, t) toward the prior (recon="posterior")
     warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image
+    hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, moved shape; shapes world)
     diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)

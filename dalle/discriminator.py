@@ -1,10 +1,16 @@
 """Discriminator: a projection discriminator that judges (image, text) jointly.
 
-image -> strided conv trunk down to 4x4 -> flattened feature f (keeps *where*
-things are, which captions talk about) ->
+image -> strided conv trunk down to a 4x4 map r of 16 regions -> flattened feature f (keeps
+*where* things are, which captions talk about) ->
   * realism u(f)     = linear(f)                         "is this a real image?"
-  * match   m(f, t)  = <proj_img(f), proj_text(t)> + b   "does it show this prompt?"
+  * match   m(r, t)  = <proj_img(f), proj_text(t)> + b   "does it show this prompt?"
+                       (+ word-region term, optional)    "...with each word in the right place?"
   * joint   u + m    the conditional logit of the adversarial game (Miyato & Koyama, 2018)
+
+The optional word-region term (`d_word_attention`) lets every region attend over the prompt's
+words and scores what it found *by where the region is*: a pooled sentence vector barely
+changes between "a red circle left of a blue square" and "... right of ...", but which region
+holds the words of the subject does.
 
 Training (see `dalle/train.py`): the joint logit is real for real images with their own
 caption, fake for G's images and for real images with another caption (GAN-INT-CLS), so
@@ -54,6 +60,41 @@ def down_trunk(cfg: ModelConfig) -> tuple[nn.Conv2d, nn.Sequential, int]:
     return from_rgb, nn.Sequential(*blocks), ch
 
 
+class WordRegionMatch(nn.Module):
+    """A match term from word-region attention: each of the 16 regions of the 4x4 map attends over
+    the prompt's (contextual) token states, and a position-specific linear read-out scores the
+    attended words against the region. The read-out starts at zero, so the term starts at 0."""
+
+    def __init__(self, channels: int,  # channels of the 4x4 region map
+                 text_dim: int,  # width of the text encoder's token states
+                 dim: int):  # width of the region queries and word keys/values
+        super().__init__()
+        self.norm = nn.GroupNorm(min(8, channels), channels)
+        self.q = nn.Linear(channels, dim)
+        self.text = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, 2 * dim))  # word keys, values
+        self.score = nn.Linear(16 * 2 * dim, 1)  # per region: the attended words, and their product with the region
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def forward(self, regions: torch.Tensor, text: TextCondition, pairwise: bool = False) -> torch.Tensor:
+        """regions [Bi, C, 4, 4], text with tokens [Bt, L, text_dim] and mask [Bt, L] -> [Bi] scores
+        (Bi == Bt, image i with caption i) or, with pairwise=True, [Bi, Bt] (every image with every caption)."""
+        q = self.q(self.norm(regions).flatten(2).transpose(1, 2))  # [Bi, 16, dim]
+        k, v = self.text(text.tokens.to(q.dtype)).chunk(2, dim=-1)  # [Bt, L, dim] each
+        if not pairwise:
+            q = q[:, None]  # [B, 1, 16, dim] against its own caption
+            k, v, mask = k[:, None], v[:, None], text.mask[:, None]  # [B, 1, L, ...]
+        else:
+            q = q[:, None]  # [Bi, 1, 16, dim] against every caption [1, Bt, L, dim]
+            k, v, mask = k[None], v[None], text.mask[None]
+        logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # [Bi, Bt or 1, 16, L]
+        weights = logits.float().masked_fill(~mask[..., None, :], float("-inf")).softmax(-1).to(v.dtype)
+        words = weights @ v  # [Bi, Bt or 1, 16, dim]: the words each region found
+        q = q.expand_as(words)
+        out = self.score(torch.cat([words, q * words], -1).flatten(-2)).squeeze(-1)  # [Bi, Bt or 1]
+        return out if pairwise else out.squeeze(-1)
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -65,24 +106,32 @@ class Discriminator(nn.Module):
         self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.embed_dim), nn.LeakyReLU(0.2),
                                        nn.Linear(cfg.embed_dim, cfg.embed_dim))
         self.match_bias = nn.Parameter(torch.zeros(1))
+        self.word_match = WordRegionMatch(ch, cfg.text_dim, cfg.attn_dim) if cfg.d_word_attention else None
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B, 3, R, R] in [-1, 1] -> f [B, embed_dim]."""
-        return self.feature(self.blocks(F.leaky_relu(self.from_rgb(images), 0.2)))
+        """images [B, 3, R, R] in [-1, 1] -> the 4x4 region map r [B, C, 4, 4]."""
+        return self.blocks(F.leaky_relu(self.from_rgb(images), 0.2))
 
-    def heads(self, f: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """f [B, E], text [B, text_dim] (pooled) -> (realism logits u [B], match logits m [B]); joint = u + m."""
-        match = (self.image_proj(f) * self.text_proj(text)).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
+    def heads(self, r: torch.Tensor, text: TextCondition) -> tuple[torch.Tensor, torch.Tensor]:
+        """r [B, C, 4, 4], text (B prompts) -> (realism logits u [B], match logits m [B]); joint = u + m."""
+        f = self.feature(r)
+        match = (self.image_proj(f) * self.text_proj(text.pooled)).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
+        if self.word_match is not None:
+            match = match + self.word_match(r, text)
         return self.realism(f).squeeze(-1), match
 
-    def match_matrix(self, f: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Match logits of every image with every caption: f [B, E], text [B, text_dim] (pooled) -> [B, B]
+    def match_matrix(self, r: torch.Tensor, text: TextCondition) -> torch.Tensor:
+        """Match logits of every image with every caption: r [Bi, C, 4, 4], text (Bt prompts) -> [Bi, Bt]
         (bias left out)."""
-        return self.image_proj(f) @ self.text_proj(text).T / math.sqrt(f.shape[-1])
+        f = self.feature(r)
+        logits = self.image_proj(f) @ self.text_proj(text.pooled).T / math.sqrt(f.shape[-1])
+        if self.word_match is not None:
+            logits = logits + self.word_match(r, text, pairwise=True)
+        return logits
 
     def forward(self, images: torch.Tensor, text: TextCondition) -> tuple[torch.Tensor, torch.Tensor]:
         """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (u [B], m [B])."""
-        return self.heads(self.features(images), text.pooled)
+        return self.heads(self.features(images), text)
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor, text: TextCondition) -> dict[str, torch.Tensor]:

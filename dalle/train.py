@@ -169,6 +169,8 @@ class Trainer:
             raise ValueError(f"recon must be 'prior', 'posterior' or 'none', got {cfg.recon!r}")
         if cfg.recon_loss not in ("l1", "l2"):
             raise ValueError(f"recon_loss must be 'l1' or 'l2', got {cfg.recon_loss!r}")
+        if not 0.0 <= cfg.hard_negatives <= 1.0:
+            raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {cfg.hard_negatives}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
             raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior or posterior")
         self.E = ImageEncoder(model_cfg).to(self.device) if cfg.recon == "posterior" else None
@@ -205,6 +207,9 @@ class Trainer:
         images, idx = self.dataset.sample(self.cfg.batch_size, self.data_rng)
         idx_t = torch.from_numpy(idx)
         wrong = mismatched(idx_t, self.torch_rng)
+        if self.cfg.hard_negatives > 0 and isinstance(self.dataset, ShapesWorld):  # the world knows its near misses
+            near = torch.from_numpy(self.dataset.near_miss(idx, self.data_rng))
+            wrong = torch.where(torch.rand(len(idx), generator=self.torch_rng) < self.cfg.hard_negatives, near, wrong)
         real = uint8_to_tensor(images, self.device).contiguous(memory_format=torch.channels_last)
         text = self.text_table[idx_t.to(self.device)].to(self.device, torch.float32)
         return real, text, self.text_table[wrong.to(self.device)].to(self.device, torch.float32), idx_t
@@ -249,10 +254,10 @@ class Trainer:
         with self._autocast():
             feats = self.D.features(torch.cat([self._augment(real_in), self._augment(fake.float())]))
             f_real, f_fake = feats[:b], feats[b:]
-            u_real, m_real = self.D.heads(f_real, text.pooled)
-            _, m_wrong = self.D.heads(f_real, text_wrong.pooled)
-            u_fake, m_fake = self.D.heads(f_fake, text.pooled)
-            logits = self.D.match_matrix(f_real, text.pooled) if cfg.contrastive_weight > 0 else None
+            u_real, m_real = self.D.heads(f_real, text)
+            _, m_wrong = self.D.heads(f_real, text_wrong)
+            u_fake, m_fake = self.D.heads(f_fake, text)
+            logits = self.D.match_matrix(f_real, text) if cfg.contrastive_weight > 0 else None
         u_real, m_real, m_wrong, u_fake, m_fake = (t.float() for t in (u_real, m_real, m_wrong, u_fake, m_fake))
         loss_real = losses.d_realism_loss(u_real, u_fake)
         loss_joint = losses.d_conditional_loss(u_real + m_real, u_fake + m_fake, u_real + m_wrong)
@@ -303,8 +308,8 @@ class Trainer:
             fake = self.G.synthesis(w, text)
             if adversarial:
                 f_fake = self.D.features(self._augment(fake.float()))
-                u, m = self.D.heads(f_fake, text.pooled)
-                logits = self.D.match_matrix(f_fake, text.pooled) if cfg.contrastive_weight > 0 else None
+                u, m = self.D.heads(f_fake, text)
+                logits = self.D.match_matrix(f_fake, text) if cfg.contrastive_weight > 0 else None
         fake = fake.float()
         loss_g = cfg.kl_weight * kl.float()
         stats["kl"] = kl.item()

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -55,14 +57,64 @@ def test_discriminator_heads_take_the_pooled_text():
     t = condition([2, 5, 6])
     with torch.no_grad():
         img = torch.rand(3, 3, 32, 32) * 2 - 1
-        f = d.features(img)
-        u, m = d.heads(f, t.pooled)
+        r = d.features(img)
+        assert r.shape[-2:] == (4, 4)
+        u, m = d.heads(r, t)
         # the match matrix's diagonal is each image with its own caption (bias left out)
-        assert torch.allclose(d.match_matrix(f, t.pooled).diagonal() + d.match_bias, m, atol=1e-5)
+        assert torch.allclose(d.match_matrix(r, t).diagonal() + d.match_bias, m, atol=1e-5)
         assert torch.equal(torch.stack(d(img, t)), torch.stack((u, m)))
-        # D reads the sentence embedding only: other word states give the same logits
+        # without the word-region term D reads the sentence embedding only: other word states give the same logits
         other = TextCondition(t.pooled, torch.randn_like(t.tokens), t.mask)
         assert torch.equal(torch.stack(d(img, other)), torch.stack((u, m)))
+
+
+def word_discriminator() -> Discriminator:
+    torch.manual_seed(0)
+    d = Discriminator(dataclasses.replace(TINY, d_word_attention=True)).eval()
+    with torch.no_grad():  # the read-out starts at zero; give it weights so the term is not 0
+        d.word_match.score.weight.normal_()
+    return d
+
+
+def test_word_region_term_starts_at_zero():
+    torch.manual_seed(0)
+    d = Discriminator(dataclasses.replace(TINY, d_word_attention=True)).eval()
+    plain = Discriminator(TINY).eval()
+    plain.load_state_dict({k: v for k, v in d.state_dict().items() if not k.startswith("word_match.")})
+    img, t = torch.rand(3, 3, 32, 32) * 2 - 1, condition([2, 5, 6])
+    with torch.no_grad():
+        assert torch.equal(torch.stack(d(img, t)), torch.stack(plain(img, t)))
+
+
+def test_word_region_term_reads_the_words_and_their_place():
+    d = word_discriminator()
+    t = condition([2, 5, 6])
+    img = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        r = d.features(img)
+        u, m = d.heads(r, t)
+        # pairwise scores agree with the per-pair ones
+        assert torch.allclose(d.match_matrix(r, t).diagonal() + d.match_bias, m, atol=1e-4)
+        # other word states, same sentence embedding: the match changes, realism does not
+        u2, m2 = d.heads(r, TextCondition(t.pooled, torch.randn_like(t.tokens), t.mask))
+        assert torch.equal(u, u2) and not torch.allclose(m, m2)
+        # padded tokens are ignored: changing them changes nothing
+        padded = t.tokens.clone()
+        padded[~t.mask] = 100.0
+        assert torch.allclose(d.heads(r, TextCondition(t.pooled, padded, t.mask))[1], m, atol=1e-5)
+        # the same regions in other places score differently: the read-out is per position
+        flipped = r.flip(-1)
+        assert not torch.allclose(d.word_match(flipped, t), d.word_match(r, t))
+
+
+def test_word_region_term_gets_gradients():
+    d = word_discriminator().train()
+    t = condition([2, 5, 6])
+    img = (torch.rand(3, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    _, m = d(img, t)
+    m.sum().backward()
+    assert img.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.word_match.parameters())
 
 
 def test_text_condition_rows_slice_and_move():

@@ -73,3 +73,26 @@ def test_world_sample_is_reproducible():
     b = world.sample(4, random.Random(1))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert world.describe()["holdout"] == [["purple", "triangle"], ["orange", "circle"], ["cyan", "square"]]
+
+
+def test_near_misses_change_only_what_a_sentence_vector_blurs():
+    assert shapes.near_misses("a red circle left of a blue square") == ["a red circle right of a blue square"]
+    assert shapes.near_misses("a red circle above a blue square") == ["a red circle below a blue square"]
+    assert shapes.near_misses("three green triangles") == ["two green triangles"]
+    moved = shapes.near_misses("a small red circle at the top left")
+    assert len(moved) == 8 and "a small red circle in the center" in moved and "a small red circle at the top" in moved
+    assert "a small red circle at the top left" not in moved
+    assert shapes.near_misses("a large red circle") == ["a large red square", "a large red triangle"]
+
+
+def test_world_near_miss_stays_in_its_caption_set():
+    world = shapes.ShapesWorld(32)
+    rng = random.Random(0)
+    idx = np.arange(len(world.captions))
+    near = world.near_miss(idx, rng)
+    assert (near != idx).all()  # every caption of the world has a near miss that is another caption of it
+    for i, j in zip(idx[::37], near[::37]):
+        assert world.captions[j] in shapes.near_misses(world.captions[i])
+    # a held-out pair is never offered: "a purple square" has only "a purple circle" as a near miss
+    k = world.captions.index("a purple square")
+    assert {world.captions[j] for j in world.near_miss(np.full(20, k), rng)} == {"a purple circle"}

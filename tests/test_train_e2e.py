@@ -303,3 +303,26 @@ def test_warmup_trains_g_by_reconstruction_alone_then_hands_over_to_the_gan(tmp_
 def test_warmup_without_reconstruction_is_refused(tmp_path, cache):
     with pytest.raises(ValueError, match="warmup"):
         tiny_trainer(tmp_path / "run", cache, warmup_kimg=1.0, recon="none")
+
+
+def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
+    """With hard_negatives=1 every mismatched caption of D's step is a near miss of the real one, and D's
+    word-region term learns from the first step (its read-out starts at zero)."""
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), hard_negatives=1.0)
+    t = Trainer(dataclasses.replace(TINY_MODEL, d_word_attention=True), cfg)
+    real, text, text_wrong, idx = t._batch()
+    for i, caption in enumerate(idx.tolist()):
+        near = t.dataset._near[caption]
+        assert any(torch.equal(text_wrong.pooled[i], t.text_table[torch.tensor([j])].pooled[0]) for j in near)
+    t.autocast = True
+    for _ in range(2):
+        stats = t.train_step()
+        assert all(math.isfinite(v) for v in stats.values()), stats
+    assert t.D.word_match.score.weight.abs().sum() > 0
+
+
+def test_hard_negatives_outside_0_1_are_refused(tmp_path, cache):
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), hard_negatives=1.5)
+    with pytest.raises(ValueError, match="hard_negatives"):
+        Trainer(dataclasses.replace(TINY_MODEL), cfg)

@@ -125,6 +125,28 @@ def all_captions(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list
     return caps
 
 
+OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
+def near_misses(caption: str) -> list[str]:
+    """Captions that differ from `caption` in exactly what a pooled sentence vector blurs: the
+    relation of a pair (flipped), the place of a placed shape, the number of a count, the shape
+    of an unplaced one. Real images shown with these are the discriminator's hardest negatives."""
+    for rel, opp in OPPOSITE.items():
+        if f" {rel} " in caption:
+            return [caption.replace(f" {rel} ", f" {opp} ")]
+    first, rest = caption.split(" ", 1)
+    if first in COUNT_WORDS.values():
+        return [f"{w} {rest}" for w in COUNT_WORDS.values() if w != first]
+    for cell in CELL_NAMES:
+        placed = " in the center" if cell == "center" else f" at the {cell}"
+        if caption.endswith(placed):
+            stem = caption[: -len(placed)]
+            return [stem + (" in the center" if c == "center" else f" at the {c}") for c in CELL_NAMES if c != cell]
+    words = caption.split(" ")
+    return [" ".join(words[:-1] + [s]) for s in SHAPES if s != words[-1]]
+
+
 def _jitter(rng: random.Random) -> tuple[float, float]:
     return rng.uniform(-JITTER, JITTER), rng.uniform(-JITTER, JITTER)
 
@@ -184,6 +206,9 @@ class ShapesWorld:
         self.holdout = tuple(tuple(h) for h in holdout)
         self.captions = all_captions(self.holdout)
         self._index = {c: i for i, c in enumerate(self.captions)}
+        # near misses that are captions of this world (a held-out pair is never one)
+        self._near = [[self._index[m] for m in near_misses(c) if m in self._index] or [i]
+                      for i, c in enumerate(self.captions)]
 
     def describe(self) -> dict:
         return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions)}
@@ -193,3 +218,7 @@ class ShapesWorld:
         scenes = [sample_scene(rng, self.holdout) for _ in range(batch_size)]
         images = np.stack([render(s.shapes, self.resolution) for s in scenes])
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
+
+    def near_miss(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
+        """For each caption index [B], the index of one of its near misses (`near_misses`) [B]."""
+        return np.array([rng.choice(self._near[i]) for i in indices], dtype=np.int64)
