@@ -42,6 +42,27 @@ def _history_lines(history: list[dict]) -> list[str]:
     return lines
 
 
+def trust_lines(metrics: dict) -> list[str]:
+    """Markdown lines on what the playground's match and realism scores are worth, from metrics["discriminator"]."""
+    disc = metrics.get("discriminator") or {}
+    judge = "the analytic checker" if metrics.get("dataset") == "shapes" else "the evaluator (top-1 of 100 captions)"
+
+    def f(v) -> str:
+        return "not measured" if v is None else f"{v:.3f}"
+
+    lines = ["AUROC: 0.5 is chance, 1.0 a perfect ranking.", "",
+             f"- text match, real images with their own vs another caption: {f(disc.get('match_auroc'))}"]
+    if "generated_match_auroc" in disc:
+        lines.append(f"- text match, generated images that {judge} calls right vs wrong: "
+                     f"{f(disc['generated_match_auroc'])} ({disc['generated_match_n_correct']} right, "
+                     f"{disc['generated_match_n_wrong']} wrong); this is the case the playground's "
+                     "match column faces")
+    else:
+        lines.append("- text match on generated images: not measured by this metrics.json")
+    lines.append(f"- realism, real vs generated images: {f(disc.get('realism_auroc'))}")
+    return lines
+
+
 def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     folder = Path(folder)
     cfg = read_config(folder)
@@ -83,7 +104,8 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     if metrics:
         parts += [f"Measured by `python -m dalle evaluate checkpoints/{name} --out checkpoints/{name}/metrics.json` "
                   f"(seed {metrics.get('measured', {}).get('seed', 0)}); the full record is `metrics.json`.", "",
-                  "```", format_table(metrics), "```"]
+                  "```", format_table(metrics), "```", "", "### How far to trust the discriminator's scores", "",
+                  *trust_lines(metrics)]
     else:
         parts.append("Not evaluated yet: run `python -m dalle evaluate` on this folder.")
     parts += ["", "## Known failure modes", "Seen in `samples.png` and in the playground:", ""]

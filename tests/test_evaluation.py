@@ -163,6 +163,9 @@ class HashTextEncoder:
     def embed(self, prompts):
         return self.condition(prompts, 1).pooled
 
+    def encode(self, prompts):
+        return self.condition(prompts, 16)
+
     def is_too_long(self, prompt):
         return False
 
@@ -256,3 +259,154 @@ def test_seen_evaluation_scenes_are_not_the_training_stream():
     same = sum(a.caption == b.caption and a.shapes == b.shapes for a, b in zip(evaluation, training))
     assert same == 0
     assert seen_scenes(200, seed=0)[0].shapes == evaluation[0].shapes  # still a fixed, reproducible set
+
+
+# ---------------------------------------------------------------------- evaluation with stand-in generators
+class _KnownGenerated:
+    """Stand-in for `evaluate.Generated`: for even seeds the right image of the prompt (from `right`), for odd
+    seeds a blank white one; the match score is `match_right` for even seeds and 1 - that for odd ones."""
+
+    match_right = 1.0
+    right = None  # callable (prompt, seed, resolution) -> uint8 [R, R, 3]
+
+    def __init__(self, pipe, batch_size=64):
+        self.res = pipe.model_config.resolution
+
+    def __call__(self, prompts, seeds, psi):
+        blank = np.full((self.res, self.res, 3), 255, np.uint8)
+        pix = np.stack([type(self).right(p, s, self.res) if s % 2 == 0 else blank for p, s in zip(prompts, seeds)])
+        even = np.array([s % 2 == 0 for s in seeds])
+        match = np.where(even, self.match_right, 1.0 - self.match_right)
+        return pix, np.zeros(len(prompts)), match
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe(tiny_shapes_checkpoint):
+    from dalle.pipeline import TextToImagePipeline
+
+    return TextToImagePipeline.from_pretrained(tiny_shapes_checkpoint, device="cpu", text_encoder=HashTextEncoder())
+
+
+def _render_caption(prompt, seed, res):
+    return render(sc.scene_for_spec(sc.parse_caption(prompt), random.Random(seed)), res)
+
+
+@pytest.mark.parametrize("match_right", [1.0, 0.0])
+def test_shapes_match_auroc_on_generated_images_follows_the_checker(tiny_pipe, monkeypatch, match_right):
+    """Right images (real renders) scored `match_right`, wrong ones (blank) the opposite: AUROC 1 or 0."""
+    from dalle.evaluation import evaluate
+
+    gen = type("Gen", (_KnownGenerated,), {"match_right": match_right, "right": staticmethod(_render_caption)})
+    monkeypatch.setattr(evaluate, "Generated", gen)
+    out = evaluate.evaluate_shapes(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, lambda *_: None)
+    disc = out["discriminator"]
+    n = out["prompts"]["seen"] + out["prompts"]["heldout"]
+    assert disc["generated_match_n_correct"] + disc["generated_match_n_wrong"] == n
+    # half the seeds are even; their real renders pass the checker (it is right on >= 99% of real renders)
+    assert abs(disc["generated_match_n_correct"] - n / 2) <= 1
+    assert disc["generated_match_auroc"] == pytest.approx(match_right, abs=0.03)
+    assert disc["generated_match_auroc_colour_shape_position"] == pytest.approx(match_right, abs=0.03)
+    assert "exact" in disc["generated_match_verdict"]
+
+
+def test_shapes_match_auroc_on_generated_images_is_null_with_one_class(tiny_pipe, monkeypatch):
+    from dalle.evaluation import evaluate
+
+    blank = type("Gen", (_KnownGenerated,), {"right": staticmethod(lambda p, s, r: np.full((r, r, 3), 255, np.uint8))})
+    monkeypatch.setattr(evaluate, "Generated", blank)
+    disc = evaluate.evaluate_shapes(tiny_pipe, tiny_pipe.config, 8, 0, 1.0, False, lambda *_: None)["discriminator"]
+    assert disc["generated_match_n_correct"] == 0 and disc["generated_match_auroc"] is None
+
+
+def test_auroc_by_verdict():
+    from dalle.evaluation.stats import auroc_by_verdict
+
+    assert auroc_by_verdict([0.9, 0.1, 0.8, 0.2], [True, False, True, False]) == 1.0
+    assert auroc_by_verdict([0.9, 0.1, 0.8, 0.2], [False, True, False, True]) == 0.0
+    # pairs (right, wrong): (0.9, 0.5) (0.9, 0.95) (0.3, 0.5) (0.3, 0.95) -> 1 of 4
+    assert auroc_by_verdict([0.9, 0.5, 0.3, 0.95], [True, False, True, False]) == pytest.approx(0.25)
+    assert auroc_by_verdict([0.1, 0.2], [True, True]) is None
+    assert auroc_by_verdict([0.1, 0.2], [False, False]) is None
+    with pytest.raises(ValueError):
+        auroc_by_verdict([0.1, 0.2], [True])
+
+
+N_LABELS = 60  # 120 images: enough for 99 distractors with another label
+
+
+def _label_colour(k: int) -> tuple[int, int, int]:
+    return (4 * k, 40, 200)
+
+
+class ColourEvaluator(torch.nn.Module):
+    """Stand-in evaluator with known answers: an image of label k is a solid `_label_colour(k)`; its embedding
+    is the one-hot vector of k (any other image: the extra last axis). A caption's embedding is the one-hot
+    vector of its label."""
+
+    text_encoder_name = HashTextEncoder.name
+
+    def __init__(self, caption_labels: list[int]):
+        super().__init__()
+        self.arch = type("Arch", (), {"embed_dim": N_LABELS + 1})()
+        self.caption_labels = caption_labels
+
+    def embed_uint8(self, images):
+        x = torch.as_tensor(np.ascontiguousarray(images))
+        if x.shape[1] == 3:
+            x = x.permute(0, 2, 3, 1)
+        pixel = x[:, 0, 0].long()  # [N, 3]
+        k = torch.where((pixel[:, 1] == 40) & (pixel[:, 2] == 200), pixel[:, 0] // 4, N_LABELS)
+        return torch.nn.functional.one_hot(k, N_LABELS + 1).float()
+
+    def embed_text(self, pooled):
+        assert len(pooled) == len(self.caption_labels)
+        return torch.nn.functional.one_hot(torch.tensor(self.caption_labels), N_LABELS + 1).float()
+
+
+@pytest.fixture(scope="module")
+def colour_emoji():
+    """EmojiEvalData of N_LABELS labels x (google, twitter) solid-colour 32 px images, and its evaluator."""
+    from dalle.data.captioned import CaptionedImages
+    from dalle.evaluation.emoji_data import EmojiEvalData
+
+    captions, caption_labels, images, entries, canonical, plain = [], [], [], [], [], []
+    for k in range(N_LABELS):
+        captions.append(f"label{k}")
+        caption_labels.append(k)
+        for style in ("google", "twitter"):
+            captions.append(f"label{k}, {style} style")
+            caption_labels.append(k)
+            images.append(np.broadcast_to(np.array(_label_colour(k), np.uint8), (32, 32, 3)))
+            entries.append({"hexcode": f"{k:04X}", "style": style, "label": f"label{k}", "captions": []})
+            canonical.append(len(captions) - 1)
+            plain.append(captions.index(f"label{k}"))
+    data = CaptionedImages("emoji", np.stack(images), captions, [[c, p] for c, p in zip(canonical, plain)])
+    return EmojiEvalData(data, entries, canonical, plain), ColourEvaluator(caption_labels)
+
+
+def _colour_of_prompt(prompt, seed, res):
+    k = int(prompt.split(",")[0].removeprefix("label"))
+    return np.broadcast_to(np.array(_label_colour(k), np.uint8), (res, res, 3)).copy()
+
+
+@pytest.mark.parametrize("match_right", [1.0, 0.0])
+def test_evaluate_emoji_known_answers(tiny_pipe, colour_emoji, monkeypatch, tmp_path, match_right):
+    """Even seeds draw the label's own image, odd seeds a blank one: R-precision 1/2 (real 1), half the images
+    are copies of training images, and the match score on generated images ranks by the evaluator's verdict."""
+    from dalle.evaluation import evaluate
+
+    data, evaluator = colour_emoji
+    gen = type("Gen", (_KnownGenerated,), {"match_right": match_right, "right": staticmethod(_colour_of_prompt)})
+    monkeypatch.setattr(evaluate, "Generated", gen)
+    out = evaluate.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, evaluator, data, tmp_path,
+                                  lambda *_: None)
+    assert out["r_precision"]["generated"]["mean"] == 0.5 and out["r_precision"]["real_ceiling"]["mean"] == 1.0
+    disc = out["discriminator"]
+    assert (disc["generated_match_n_correct"], disc["generated_match_n_wrong"]) == (20, 20)
+    assert disc["generated_match_auroc"] == match_right
+    assert "top-1" in disc["generated_match_verdict"]
+    mem = out["memorisation"]
+    assert mem["generated_share"] == 0.5 and mem["generated_mean_nn_cosine"] == pytest.approx(0.5)
+    assert mem["real_reference_share"] == 1.0  # the other style of the same label has the same colour
+    # 4 seeds per prompt, two right (same embedding) and two blank: 4 of 6 pairs at distance sqrt(2)
+    assert out["diversity"]["generated"] == pytest.approx(4 * np.sqrt(2) / 6)

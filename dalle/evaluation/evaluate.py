@@ -6,8 +6,9 @@ The dataset is read from the checkpoint's config.json ("shapes" or "emoji"):
   with the same checker on real renders of the same scenes as the ceiling; pixel-space diversity.
 * emoji: R-precision, FID/KID, memorisation and diversity in the feature space of the shipped
   evaluator (`checkpoints/evaluator`), each with a reference value measured on real images.
-* both: discriminator AUROCs (match: true vs mismatched caption on real images; realism:
-  real vs generated) and a truncation sweep (table rows + truncation.png).
+* both: discriminator AUROCs (match: true vs mismatched caption on real images; match on generated
+  images: correct vs wrong by the checker (shapes) or the evaluator (emoji); realism: real vs
+  generated) and a truncation sweep (table rows + truncation.png).
 
 Every number is measured in the run; docs/evaluation.md defines each one.
 """
@@ -29,10 +30,11 @@ from ..images import tensor_to_uint8, uint8_to_tensor
 from ..pipeline import TextToImagePipeline, seed_latents
 from . import shapes_checker as sc
 from .metrics_io import write_metrics
-from .stats import auroc, draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
+from .stats import auroc, auroc_by_verdict, draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
 
 METRICS_FORMAT = 1
-EVALUATION_VERSION = "2"  # 2: "seen" shapes scenes from a seed stream training never uses
+EVALUATION_VERSION = "3"  # 2: "seen" shapes scenes from a seed stream training never uses;
+# 3: match score on generated images against the checker's / evaluator's verdict
 PSIS = (0.0, 0.3, 0.5, 0.7, 1.0)
 DEFAULT_NUM_SAMPLES = {"shapes": 1000, "emoji": 1000}
 MEMORISATION_THRESHOLD = 0.95
@@ -120,11 +122,48 @@ def _pixel_diversity(images: np.ndarray, k: int) -> float:
     return float(np.mean(d))
 
 
-def _shapes_alignment(images: np.ndarray, scenes: list) -> dict:
+def _judge(images: np.ndarray, scenes: list) -> list[dict]:
+    """Checker judgements of images uint8 [N, R, R, 3] against their scenes' captions: N dicts."""
+    return [sc.check(img, s.caption) for img, s in zip(images, scenes)]
+
+
+def _shapes_alignment(judgements: list[dict], scenes: list) -> dict:
+    """Judgements grouped by caption kind -> {kind: sc.summarize(...)}."""
     groups: dict[str, list] = {}
-    for img, s in zip(images, scenes):
-        groups.setdefault(s.kind, []).append(sc.check(img, s.caption))
+    for j, s in zip(judgements, scenes):
+        groups.setdefault(s.kind, []).append(j)
     return {kind: sc.summarize(js) for kind, js in sorted(groups.items())}
+
+
+SHAPES_VERDICT = ("analytic checker 'exact': everything the caption states is right and there is no extra "
+                  "object (single, pair and count captions)")
+EMOJI_VERDICT = ("evaluator top-1: the true caption has the highest evaluator cosine among itself and "
+                 "the 99 R-precision distractors (an R-precision hit)")
+
+
+def _generated_match(match: np.ndarray, verdicts: np.ndarray, verdict: str) -> dict:
+    """How well the match score [N] of generated images separates correct (verdicts [N] True) from wrong ones."""
+    v = np.asarray(verdicts, dtype=bool)
+    return {"generated_match_auroc": auroc_by_verdict(match, v),
+            "generated_match_verdict": verdict,
+            "generated_match_auroc_definition": "generated images that the verdict calls correct (positives) vs "
+                                                "wrong (negatives), each scored with its own caption; "
+                                                "null when one group is empty",
+            "generated_match_n_correct": int(v.sum()), "generated_match_n_wrong": int((~v).sum()),
+            "mean_match_generated_correct": float(np.mean(match[v])) if v.any() else None,
+            "mean_match_generated_wrong": float(np.mean(match[~v])) if (~v).any() else None}
+
+
+def _shapes_generated_match(match: np.ndarray, judgements: list[dict]) -> dict:
+    """`_generated_match` with the checker's 'exact' verdict, plus colour+shape+position on the single-object
+    captions that state a position."""
+    out = _generated_match(match, np.array([bool(j["exact"]) for j in judgements]), SHAPES_VERDICT)
+    idx = [i for i, j in enumerate(judgements) if j["colour_shape_position"] is not None]
+    csp = np.array([bool(judgements[i]["colour_shape_position"]) for i in idx], dtype=bool)
+    out["generated_match_auroc_colour_shape_position"] = auroc_by_verdict(match[idx], csp) if idx else None
+    out["generated_match_colour_shape_position_n_correct"] = int(csp.sum())
+    out["generated_match_colour_shape_position_n_wrong"] = int((~csp).sum())
+    return out
 
 
 def _acc(summary: dict, kind: str, key: str):
@@ -143,21 +182,25 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     seen_seeds, held_seeds = _seeds(base, len(seen)), _seeds(base + 200_000, len(held))
 
     log(f"shapes: generating {len(seen)} seen + {len(held)} held-out images at psi={psi}")
-    g_seen, r_seen, _ = gen([s.caption for s in seen], seen_seeds, psi)
+    g_seen, r_seen, m_seen = gen([s.caption for s in seen], seen_seeds, psi)
     out: dict = {"prompts": {"seen": len(seen), "heldout": len(held), "heldout_pairs": [list(h) for h in holdout],
                              "seen_source": f"dalle.data.shapes.sample_scene with random.Random('evaluation:{seed}')",
                              "heldout_source": "single-object captions of the held-out colour/shape pairs, "
                                                "size and position always stated"}}
     real_seen = np.stack([render(s.shapes, res) for s in seen])
-    alignment = {"generated": {"seen": _shapes_alignment(g_seen, seen)},
-                 "ceiling_real": {"seen": _shapes_alignment(real_seen, seen)}}
-    r_gen_all, real_all = r_seen, real_seen
+    j_seen = _judge(g_seen, seen)
+    alignment = {"generated": {"seen": _shapes_alignment(j_seen, seen)},
+                 "ceiling_real": {"seen": _shapes_alignment(_judge(real_seen, seen), seen)}}
+    r_gen_all, m_gen_all, j_gen_all, real_all = r_seen, m_seen, j_seen, real_seen
     if held:
-        g_held, r_held, _ = gen([s.caption for s in held], held_seeds, psi)
+        g_held, r_held, m_held = gen([s.caption for s in held], held_seeds, psi)
         real_held = np.stack([render(s.shapes, res) for s in held])
-        alignment["generated"]["heldout"] = _shapes_alignment(g_held, held)
-        alignment["ceiling_real"]["heldout"] = _shapes_alignment(real_held, held)
+        j_held = _judge(g_held, held)
+        alignment["generated"]["heldout"] = _shapes_alignment(j_held, held)
+        alignment["ceiling_real"]["heldout"] = _shapes_alignment(_judge(real_held, held), held)
         r_gen_all = np.concatenate([r_seen, r_held])
+        m_gen_all = np.concatenate([m_seen, m_held])
+        j_gen_all = j_seen + j_held
         real_all = np.concatenate([real_seen, real_held])
     gen_a, real_a = alignment["generated"], alignment["ceiling_real"]
     headline = {
@@ -200,7 +243,8 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     _, m_true = score_real(pipe, real_seen, captions)
     _, m_wrong = score_real(pipe, real_seen, _mismatch(captions, rng))
     r_real, _ = score_real(pipe, real_all, [s.caption for s in seen + held])
-    out["discriminator"] = _disc_block(m_true, m_wrong, r_real, r_gen_all, psi)
+    out["discriminator"] = {**_disc_block(m_true, m_wrong, r_real, r_gen_all, psi),
+                            **_shapes_generated_match(m_gen_all, j_gen_all)}
 
     if sweep:
         singles = [i for i, s in enumerate(seen) if s.kind == "single" and sc.parse_caption(s.caption).cell]
@@ -316,7 +360,7 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     seeds = _seeds(base, num_samples)
     gen = Generated(pipe)
     log(f"emoji: generating {num_samples} images at psi={psi}")
-    g_pix, g_real, _ = gen(prompts, seeds, psi)
+    g_pix, g_real, g_match = gen(prompts, seeds, psi)
     g_emb = evaluator.embed_uint8(g_pix)
 
     # R-precision (paired: the same distractors for generated and real images).
@@ -389,7 +433,8 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     real_imgs = ds.images[chosen]
     r_real, m_true = score_real(pipe, real_imgs, prompts)
     _, m_wrong = score_real(pipe, real_imgs, wrong)
-    out["discriminator"] = _disc_block(m_true, m_wrong, r_real, g_real, psi)
+    out["discriminator"] = {**_disc_block(m_true, m_wrong, r_real, g_real, psi),
+                            **_generated_match(g_match, hits_gen, EMOJI_VERDICT)}
 
     if sweep:
         n_sw = min(num_samples, 256)
@@ -509,8 +554,9 @@ MEASURED = {
                      "(training sampler, fixed seed) and held-out colour/shape pairs; ceiling_real: the same "
                      "checker on real renders of the same scenes",
         "diversity": "mean pairwise RMS pixel distance across seeds of one prompt, vs fresh real renders",
-        "discriminator": "AUROC of the match score (true vs mismatched captions on real renders) and of the "
-                         "realism score (real renders vs generated images)",
+        "discriminator": "AUROC of the match score (true vs mismatched captions on real renders; on generated "
+                         "images, correct vs wrong by the checker's 'exact' verdict) and of the realism score "
+                         "(real renders vs generated images)",
         "truncation_sweep": "alignment (colour+shape+position), pixel diversity and mean realism at each psi",
     },
     "emoji": {
@@ -521,8 +567,8 @@ MEASURED = {
         "memorisation": "share of generated images with a real image at evaluator cosine >= threshold",
         "diversity": "mean pairwise evaluator-space distance across seeds of a bare-label prompt, vs the "
                      "distance between the label's two real styles",
-        "discriminator": "AUROC of the match score (true vs mismatched captions on real images) and of the "
-                         "realism score (real vs generated images)",
+        "discriminator": "AUROC of the match score (true vs mismatched captions on real images; on generated "
+                         "images, R-precision hits vs misses) and of the realism score (real vs generated images)",
         "truncation_sweep": "R-precision, evaluator FID, diversity and mean realism at each psi",
     },
 }

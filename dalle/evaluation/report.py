@@ -76,6 +76,16 @@ def format_table(m: dict) -> str:
                      f"generated {_f(d['generated'])}  real (two styles) {_f(d['real'])}")
     disc = m["discriminator"]
     lines.append(f"discriminator AUROC: match {_f(disc['match_auroc'])}  realism {_f(disc['realism_auroc'])}")
+    if "generated_match_auroc" in disc:
+        verdict = "checker 'exact'" if m["dataset"] == "shapes" else "evaluator top-1"
+        lines.append(f"  match score on generated images, right vs wrong by {verdict}: "
+                     f"{_f(disc['generated_match_auroc'])} (n={disc['generated_match_n_correct']} right / "
+                     f"{disc['generated_match_n_wrong']} wrong)")
+        if "generated_match_auroc_colour_shape_position" in disc:
+            lines.append(f"  same, single objects by colour+shape+position: "
+                         f"{_f(disc['generated_match_auroc_colour_shape_position'])} "
+                         f"(n={disc['generated_match_colour_shape_position_n_correct']} right / "
+                         f"{disc['generated_match_colour_shape_position_n_wrong']} wrong)")
     sw = m.get("truncation_sweep")
     if sw:
         rows = sw["rows"]

@@ -19,6 +19,19 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float(u / (len(pos) * len(neg)))
 
 
+def auroc_by_verdict(scores: np.ndarray, verdicts: np.ndarray) -> float | None:
+    """AUROC of `scores` [N] at separating items whose verdict [N] (bool) is True from those where it is False.
+
+    None when one of the two groups is empty (the AUROC is undefined, not 0.5)."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    v = np.asarray(verdicts, dtype=bool).ravel()
+    if len(s) != len(v):
+        raise ValueError(f"{len(s)} scores but {len(v)} verdicts")
+    if v.all() or not v.any():
+        return None
+    return auroc(s[v], s[~v])
+
+
 def draw_distractors(true_labels: list, pool_labels: list, k: int, seed: int) -> np.ndarray:
     """For item i, `k` distinct pool indices whose label differs from true_labels[i]: int [N, k].
 
