@@ -171,6 +171,16 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- markdown
+def _gan_size_line(models: Any, diff: dict[str, Any]) -> str:
+    """' The GAN generator: P M params, F MFLOPs per image (the UNet does N× its FLOPs per image).'"""
+    if not isinstance(models, dict) or "flops_per_image" not in models:
+        return ""
+    g_flops = models["flops_per_image"]["generator"]
+    return (f" The GAN generator it is compared with: {models['params']['generator'] / 1e6:.2f} M params, "
+            f"{g_flops / 1e6:.0f} MFLOPs per image, so the UNet does {diff['flops_per_image'] / g_flops:.0f}× "
+            f"its FLOPs per image: the speed-up is the cost of 50 steps, not a like-for-like network.")
+
+
 def _load_line(load: dict[str, Any] | None) -> str:
     if not load:
         return ""
@@ -256,7 +266,8 @@ def markdown(res: dict[str, Any]) -> str:
         lines += [f"### 3. Reference: {diff['model']}, {diff['params'] / 1e6:.2f} M params, {diff['resolution']} px, "
                   f"{diff['steps']} steps", "",
                   f"{diff['flops_per_step'] / 1e9:.2f} GFLOPs per UNet call, {diff['flops_per_image'] / 1e9:.1f} GFLOPs "
-                  f"per image; same-run matmul {fmt(_scale(diff['matmul_limit']['flops'], 1e-9), 1, 'GFLOP/s')}.", "",
+                  f"per image; same-run matmul {fmt(_scale(diff['matmul_limit']['flops'], 1e-9), 1, 'GFLOP/s')}."
+                  + _gan_size_line(res.get("models"), diff), "",
                   "| batch | s / image | fraction of matmul | GAN G ms / image (same batch) | GAN speed-up |",
                   "|---|---|---|---|---|"]
         ratios = {r["batch"]: r for r in speed_ratios(res)}
