@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Run a command while the background training jobs (runs/shapes-<res>, runs/emoji-<res>, any resolution) are
-# paused with SIGSTOP, and resume them (SIGCONT) on any exit. A hard time limit caps the pause.
+# Run a command while the background training jobs (`--preset shapes|emoji`, or `--out runs/shapes-<res>` /
+# `runs/emoji-<res>`) are paused with SIGSTOP, and resume them (SIGCONT) on any exit. A hard time limit caps the pause.
 #   benchmarks/paused.sh SECONDS command [args...]
 # Only those jobs are paused (not other `dalle train` processes, e.g. a test's torchrun).
 set -u
 limit=$1
 shift
-pids=$(pgrep -f -- "-m dalle train .*--out runs/(shapes|emoji)-[0-9]+( |$)" | tr '\n' ' ')
+pids=$(pgrep -f -- "-m dalle train .*(--out runs/(shapes|emoji)-[0-9]+( |$)|--preset (shapes|emoji)( |$))" | tr '\n' ' ')
 resume() {
   if [ -n "$pids" ]; then
     kill -CONT $pids 2>/dev/null
