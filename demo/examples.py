@@ -74,3 +74,11 @@ def curated(found: dict[str, CheckpointInfo]) -> tuple[list[list], list[str]]:
         rows.append(["\n".join(ex.prompts), ex.seed, ex.truncation, ex.num_images, name, ex.best_of])
         labels.append(f"{ex.label} · {name}")
     return rows, labels
+
+
+def prompt_sets(found: dict[str, CheckpointInfo], picked: list[str]) -> list[tuple[str, str]]:
+    """(label, prompts one per line) of the curated examples of each dataset among the picked
+    checkpoints: the datasets in the order first picked, each dataset once."""
+    datasets = list(dict.fromkeys(found[n].dataset.lower() for n in picked if n in found))
+    return [(ex.label, "\n".join(ex.prompts)) for d in datasets for ex in EXAMPLES if ex.dataset == d]
+

@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 
 from . import render
-from .examples import default_checkpoint
+from .examples import default_checkpoint, prompt_sets
 from .model_card import ACCURACIES, LOSSES, REGULARISERS, read_card
 from .results import Generation
 from .service import MAX_SEED, InputError, ModelService, ServiceError
 
 log = logging.getLogger(__name__)
 COMPARE_SLOTS = 4
+SAMPLE_COLUMNS = 8  # training writes samples.png with 8 seeds per prompt
+SAMPLE_TILE = 96  # its tiles are shown at about this many pixels
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,28 +84,64 @@ class Handlers:
         self.service = service
         self.outputs = outputs
 
+    # Each model event runs its check first (no outputs, so a refusal is one message and the
+    # last good results stay on screen), then the task itself.
+    @user_errors
+    def check_generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
+                       best_of: Any) -> None:
+        self.service.check_generate(prompts, seed, truncation, num_images, checkpoint, best_of)
+
+    @user_errors
+    def check_compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoints: Any) -> None:
+        self.service.check_compare(prompts, seed, truncation, num_images, checkpoints)
+
+    @user_errors
+    def check_interpolate(self, mode: Any, prompt_a: Any, prompt_b: Any, seed_a: Any, seed_b: Any, frames: Any,
+                          truncation: Any, checkpoint: Any) -> None:
+        self.service.check_interpolate(prompt_a, prompt_b, seed_a, seed_b, frames, truncation, checkpoint, mode)
+
     @user_errors
     def generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
                  best_of: Any) -> tuple:
-        """Returns (grid image, gallery of (image, caption), score table, grid PNG file, notes)."""
+        """Returns (grid PNG file with metadata, score table, notes, the Generation for `show_generation`).
+
+        One file per call: an API client downloads only the grid; the UI draws its labelled
+        grid and gallery from the Generation in a second event."""
         gen = self.service.generate(prompts, seed, truncation, num_images, checkpoint, best_of)
         _warn(gen.warnings)
-        stem = f"{gen.checkpoint}-seed{gen.seed}"
-        path = self.outputs.write(stem, "png", gen.png())
-        # the display grid goes out as a ready PNG file, so Gradio does not re-encode it at level 6
-        grid = self.outputs.write(f"{stem}-display", "png", render.fast_png(render.display_grid(gen)))
-        return grid, render.gallery_items(gen), render.score_table(gen), path, _notes(gen)
+        path = self.outputs.write(f"{gen.checkpoint}-seed{gen.seed}", "png", gen.png())
+        return path, render.score_table(gen), _notes(gen), gen
+
+    def show_generation(self, gen: Generation | None, adjusted: Any) -> tuple:
+        """(labelled display grid file, gallery of (image, caption), notes with what the UI adjusted)."""
+        if gen is None:
+            return None, [], ""
+        grid = self.outputs.write(f"{gen.checkpoint}-seed{gen.seed}-display", "png",
+                                  render.fast_png(render.display_grid(gen)))
+        extra = adjusted.strip() if isinstance(adjusted, str) else ""
+        return grid, render.gallery_items(gen), _notes(gen) + (f"  \n{extra}" if extra else "")
 
     @user_errors
     def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoints: Any) -> tuple:
-        """Returns 4 grids, 4 headers, 4 footers (unused slots None / ""), and a summary table."""
+        """Returns 4 labelled grids, 4 headers, 4 footers (unused slots None / ""), and a summary table."""
         gens = self.service.compare(prompts, seed, truncation, num_images, checkpoints)
         _warn(gens[0].warnings)
+        verdicts = [self.service.common_judge(g) for g in gens]
         pad = [None] * (COMPARE_SLOTS - len(gens))
         grids = [render.display_grid(g) for g in gens] + pad
         heads = [render.compare_header(g) for g in gens] + [""] * len(pad)
-        feet = [render.compare_footer(g) for g in gens] + [""] * len(pad)
-        return (*grids, *heads, *feet, render.compare_table(gens))
+        feet = [render.compare_footer(g, v) for g, v in zip(gens, verdicts)] + [""] * len(pad)
+        return (*grids, *heads, *feet, render.compare_table(gens, verdicts))
+
+    def prompt_sets(self, picked: Any) -> gr.Radio:
+        """The curated prompt sets of the datasets of the picked checkpoints, as radio choices."""
+        names = [v for v in picked if isinstance(v, str)] if isinstance(picked, list) else []
+        return gr.Radio(choices=prompt_sets(self.service.scan.found, names), value=None)
+
+    @staticmethod
+    def use_prompts(prompts: Any) -> Any:
+        """A picked prompt set goes into the prompt box (nothing changes when none is picked)."""
+        return prompts if isinstance(prompts, str) and prompts else gr.skip()
 
     @user_errors
     def interpolate(self, mode: Any, prompt_a: Any, prompt_b: Any, seed_a: Any, seed_b: Any, frames: Any,
@@ -122,13 +160,21 @@ class Handlers:
 
     @user_errors
     def model_card(self, checkpoint: Any) -> tuple:
-        """Returns (summary, metrics, samples image, losses, regularisers, accuracies, config, README)."""
+        """Returns (headline, losses, regularisers, accuracies, captioned samples, facts, metrics, config,
+        README): the headline table first, the full metrics last (the layout folds them away)."""
+        empty = pd.DataFrame(columns=["step", "series", "value"])
         if not self.service.names:
-            empty = pd.DataFrame(columns=["step", "series", "value"])
-            return "*No checkpoint loaded.*", "", None, empty, empty, empty, {}, ""
+            return "*No checkpoint loaded.*", empty, empty, empty, None, "", "", {}, ""
         card = read_card(self.service.info(checkpoint))
-        return (card.summary, card.metrics, card.samples, card.curves(LOSSES), card.curves(REGULARISERS),
-                card.curves(ACCURACIES), card.config, card.readme)
+        samples = card.samples
+        if samples is not None and card.sample_prompts:
+            try:
+                tiles = render.split_grid(samples, len(card.sample_prompts), SAMPLE_COLUMNS)
+                samples = render.labelled_grid(tiles, card.sample_prompts, tile=SAMPLE_TILE)
+            except ValueError:
+                pass  # not the grid its metadata describes: shown as it is
+        return (card.headline, card.curves(LOSSES), card.curves(REGULARISERS), card.curves(ACCURACIES), samples,
+                card.summary, card.metrics, card.config, card.readme)
 
     @user_errors
     def rescan(self, *current: Any) -> tuple:

@@ -25,11 +25,13 @@ PLOT_COLUMNS = ["step", "series", "value"]
 class ModelCard:
     name: str
     config: dict[str, Any]
+    headline: str  # Markdown: the README results table's row for this checkpoint
     summary: str  # Markdown
     metrics: str  # Markdown
     readme: str  # Markdown (front matter removed)
     log: pd.DataFrame  # wide: one row per logged step
-    samples: Image.Image | None
+    samples: Image.Image | None  # samples.png
+    sample_prompts: list[str]  # its rows' prompts (from its PNG metadata), [] when unknown
 
     def curves(self, columns: list[str]) -> pd.DataFrame:
         """Long format (step, series, value) of the given log columns, NaNs dropped."""
@@ -121,27 +123,51 @@ def summary_markdown(info: CheckpointInfo) -> str:
                 rows.append(("dataset" if k == "name" else f"dataset {k.replace('_', ' ')}", shown))
     elif dataset:
         rows.append(("dataset", dataset))
-    return f"## {info.name}\n\n" + table(rows)
+    return table(rows)
+
+
+def headline_markdown(info: CheckpointInfo, metrics: Any) -> str:
+    """The checkpoint's row of the README's results table (same columns), under its name."""
+    from dalle.evaluation.report import results_table
+
+    title = f"## {info.name}\n\n"
+    if metrics is None:
+        return title + "*No metrics.json in this checkpoint: no headline numbers (`python -m dalle evaluate`).*"
+    try:
+        return title + results_table([metrics], [info.config])
+    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+        return title + "*metrics.json lacks the headline numbers (re-run `python -m dalle evaluate`).*"
+
+
+def _read_samples(path: Path) -> tuple[Image.Image | None, list[str]]:
+    """samples.png (RGB) and the prompts of its rows from its PNG text, if it has them."""
+    if not path.is_file():
+        return None, []
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > 4096 * 4096:
+                return None, []
+            prompts = json.loads(getattr(im, "text", {}).get("prompts", "[]"))
+            return im.convert("RGB"), [str(p) for p in prompts] if isinstance(prompts, list) else []
+    except (OSError, Image.DecompressionBombError, json.JSONDecodeError):
+        return None, []
 
 
 def read_card(info: CheckpointInfo) -> ModelCard:
     folder = info.path
     metrics_text = _read_text(folder / "metrics.json")
+    parsed = None
     if metrics_text is None:
         metrics = "*No metrics.json in this checkpoint.*"
     else:
         try:
-            metrics = "### Metrics\n\n" + table(_flatten(json.loads(metrics_text)))
+            parsed = json.loads(metrics_text)
+            metrics = table(_flatten(parsed))
         except json.JSONDecodeError as e:
             metrics = f"*metrics.json is not valid JSON ({e}).*"
     readme = _read_text(folder / "README.md")
-    samples = None
-    if (folder / "samples.png").is_file():
-        try:
-            with Image.open(folder / "samples.png") as im:
-                samples = im.convert("RGB") if im.width * im.height <= 4096 * 4096 else None
-        except (OSError, Image.DecompressionBombError):
-            samples = None
-    return ModelCard(name=info.name, config=info.config, summary=summary_markdown(info), metrics=metrics,
+    samples, prompts = _read_samples(folder / "samples.png")
+    return ModelCard(name=info.name, config=info.config, headline=headline_markdown(info, parsed),
+                     summary=summary_markdown(info), metrics=metrics,
                      readme=strip_front_matter(readme) if readme else "*No README.md (model card) in this checkpoint.*",
-                     log=read_log(folder / "log.csv"), samples=samples)
+                     log=read_log(folder / "log.csv"), samples=samples, sample_prompts=prompts)

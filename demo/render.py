@@ -11,12 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
+from .judge import Verdict
 from .results import Generation, Interpolation
 
 DISPLAY_TILE = 256  # gallery / animation images are upscaled to about this many pixels
 GRID_TILE = 128  # grid cells are upscaled to about this many pixels
+LABEL_PX = 15  # font size of the row labels drawn above each grid row
+FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",)  # wide script coverage when installed
+PAD, GUTTER = 2, 200  # grid gutter width and grey, as dalle.images.grid_array draws them
 
 
 def scale_factor(resolution: int, target: int) -> int:
@@ -31,7 +35,55 @@ def upscale(image: Image.Image, factor: int) -> Image.Image:
 
 
 def display_grid(gen: Generation) -> Image.Image:
-    return upscale(gen.grid(), scale_factor(gen.pixels.shape[2], GRID_TILE))
+    """The grid with each row's prompt written above it, tiles enlarged to about GRID_TILE px."""
+    p, _ = gen.shape
+    return labelled_grid(gen.pixels, [f"{i + 1}. {gen.prompts[i]}" for i in range(p)])
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in FONTS:
+        if Path(path).is_file():
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """`text`, cut with an ellipsis so that it fits in `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # the longest prefix that fits with the ellipsis
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if draw.textlength(text[:mid] + "…", font=font) <= width else (lo, mid - 1)
+    return text[:lo] + "…"
+
+
+def labelled_grid(tiles: np.ndarray, labels: list[str], tile: int = GRID_TILE) -> Image.Image:
+    """uint8 tiles [P, N, R, R, 3] -> one image: per row, a white band with its label, then
+    the row's N tiles enlarged by a whole factor (to about `tile` px) with grey gutters."""
+    p, n, r = tiles.shape[:3]
+    k = scale_factor(r, tile)
+    side, band = r * k, LABEL_PX + 8
+    width = n * (side + PAD) + PAD
+    out = Image.new("RGB", (width, p * (band + side + PAD) + PAD), (GUTTER,) * 3)
+    draw, font = ImageDraw.Draw(out), _font(LABEL_PX)
+    for i in range(p):
+        top = i * (band + side + PAD) + PAD
+        draw.rectangle((0, top, width - 1, top + band - 1), fill=(255, 255, 255))
+        draw.text((PAD + 2, top + 3), _fit(draw, labels[i], font, width - 2 * PAD - 4), fill=(40, 40, 40), font=font)
+        for j in range(n):
+            out.paste(upscale(Image.fromarray(tiles[i, j]), k), (PAD + j * (side + PAD), top + band))
+    return out
+
+
+def split_grid(image: Image.Image, rows: int, cols: int) -> np.ndarray:
+    """A grid drawn by dalle.images.grid_array (PAD px gutters) -> its tiles, uint8 [rows, cols, R, R, 3]."""
+    a = np.asarray(image.convert("RGB"))
+    r = (a.shape[0] - PAD) // rows - PAD
+    if r < 1 or a.shape[1] != cols * (r + PAD) + PAD or a.shape[0] != rows * (r + PAD) + PAD:
+        raise ValueError(f"a {a.shape[1]}x{a.shape[0]} image is not a {rows}x{cols} grid")
+    return np.stack([np.stack([a[PAD + i * (r + PAD):PAD + i * (r + PAD) + r, PAD + j * (r + PAD):PAD + j * (r + PAD) + r]
+                               for j in range(cols)]) for i in range(rows)])
 
 
 def fast_png(image: Image.Image) -> bytes:
@@ -74,17 +126,22 @@ def compare_header(gen: Generation) -> str:
     return f"### {gen.checkpoint}\nstep {gen.step:,} · {gen.images_seen / 1000:,.1f} k images seen"
 
 
-def compare_footer(gen: Generation) -> str:
-    return (f"mean realism **{float(np.mean(gen.realism)):.3f}** · "
-            f"mean match **{float(np.mean(gen.match)):.3f}**")
+def compare_footer(gen: Generation, verdict: Verdict) -> str:
+    judged = "no common judge" if verdict.score is None else f"{verdict.judge} **{verdict.score:.3f}**"
+    return (f"{judged}  \nown D: mean realism {float(np.mean(gen.realism)):.3f} · "
+            f"mean match {float(np.mean(gen.match)):.3f}")
 
 
-COMPARE_COLUMNS = ["checkpoint", "step", "images seen", "mean realism", "mean match"]
+OWN_D = "own D, not comparable across checkpoints"
+COMPARE_COLUMNS = ["checkpoint", "step", "images seen", "common judge", "common judge score",
+                   f"mean realism ({OWN_D})", f"mean match ({OWN_D})"]
 
 
-def compare_table(gens: list[Generation]) -> pd.DataFrame:
-    rows = [(g.checkpoint, g.step, g.images_seen, round(float(np.mean(g.realism)), 3),
-             round(float(np.mean(g.match)), 3)) for g in gens]
+def compare_table(gens: list[Generation], verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per checkpoint: the common judge (same for every checkpoint of a dataset), then
+    the means of each checkpoint's own discriminator scores."""
+    rows = [(g.checkpoint, g.step, g.images_seen, v.judge, None if v.score is None else round(v.score, 3),
+             round(float(np.mean(g.realism)), 3), round(float(np.mean(g.match)), 3)) for g, v in zip(gens, verdicts)]
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 

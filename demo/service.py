@@ -28,6 +28,7 @@ from dalle.prompts import spell_out_emoji
 from dalle.text_encoder import TextEncoder
 
 from .devices import gpu
+from .judge import EVALUATOR_FOLDER, CommonJudge, Verdict
 from .registry import CheckpointInfo, PipelineCache, Scan, candidate_folders
 from .results import Generation, Interpolation, rerank
 
@@ -183,6 +184,7 @@ class ModelService:
         # wrapped before launch, as ZeroGPU requires
         self._generate_on_device = gpu(self._generate_here)
         self._interpolate_on_device = gpu(self._interpolate_here)
+        self.judge = CommonJudge(self.root / EVALUATOR_FOLDER, self._encoder)
         self.scan = Scan(self.root)
         self.refresh()
 
@@ -268,17 +270,40 @@ class ModelService:
                   for label, p, e in zip(labels, prompts, encoded) if pipe.text_encoder.unknown_share(e) > 0.5]
         return encoded, notes
 
+    def check_generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
+                       best_of: Any = 0) -> tuple[list[str], int, float, int, str, int]:
+        """The arguments of `generate`, checked (InputError on the first bad one); runs no network."""
+        return (parse_prompts(prompts), check_int(seed, "Seed", 0, MAX_SEED),
+                check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE),
+                check_int(num_images, "Images per prompt", 1, MAX_IMAGES), check_checkpoint(checkpoint, self.names),
+                check_int(best_of, "Best of N", 0, MAX_BEST_OF))
+
+    def check_compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any,
+                      checkpoints: Any) -> list[str]:
+        """The checkpoint names of a `compare` request, after checking all its arguments."""
+        names = check_checkpoints(checkpoints, self.names)
+        self.check_generate(prompts, seed, truncation, num_images, names[0])
+        return names
+
+    def check_interpolate(self, prompt_a: Any, prompt_b: Any, seed_a: Any, seed_b: Any, frames: Any,
+                          truncation: Any, checkpoint: Any, mode: Any = "both") -> tuple:
+        """(mode, prompt A, prompt B, seed A, seed B, frames, ψ, checkpoint) of an `interpolate` request, checked."""
+        mode = check_mode(mode)
+        a = parse_prompt(prompt_a, "Prompt A")
+        b = a if mode == "seeds" else parse_prompt(prompt_b, "Prompt B")
+        sa = check_int(seed_a, "Seed A", 0, MAX_SEED)
+        sb = sa if mode == "prompts" else check_int(seed_b, "Seed B", 0, MAX_SEED)
+        return (mode, a, b, sa, sb, check_int(frames, "Frames", *FRAMES_RANGE),
+                check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE), check_checkpoint(checkpoint, self.names))
+
     def generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
                  best_of: Any = 0) -> Generation:
         """`num_images` images per prompt from seeds seed, seed+1, ...; with best_of = N > 0,
         N (at least num_images) candidates per prompt are drawn and the top ones by
         realism x match are kept, best first, as DALL-E reranked its samples."""
-        prompts = parse_prompts(prompts)
-        seed = check_int(seed, "Seed", 0, MAX_SEED)
-        truncation = check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE)
-        num_images = check_int(num_images, "Images per prompt", 1, MAX_IMAGES)
-        best_of = check_int(best_of, "Best of N", 0, MAX_BEST_OF)
-        info, pipe = self.pipeline(checkpoint)
+        prompts, seed, truncation, num_images, name, best_of = self.check_generate(
+            prompts, seed, truncation, num_images, checkpoint, best_of)
+        info, pipe = self.pipeline(name)
         encoded, notes = self._spell_out(pipe, prompts, [f"Prompt {i + 1}" for i in range(len(prompts))])
         candidates = max(best_of, num_images)
         with self._run_lock:
@@ -297,22 +322,20 @@ class ModelService:
     def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any,
                 checkpoints: Any) -> list[Generation]:
         """The same prompts, seed and ψ through 2-4 checkpoints."""
-        names = check_checkpoints(checkpoints, self.names)
-        parse_prompts(prompts)  # fail fast, before any model runs
+        names = self.check_compare(prompts, seed, truncation, num_images, checkpoints)  # before any model runs
         return [self.generate(prompts, seed, truncation, num_images, name) for name in names]
+
+    def common_judge(self, gen: Generation) -> Verdict:
+        """The same judge for every checkpoint of a dataset (see `judge.CommonJudge`)."""
+        return self.judge(gen, self.info(gen.checkpoint).dataset)
 
     def interpolate(self, prompt_a: Any, prompt_b: Any, seed_a: Any, seed_b: Any, frames: Any,
                     truncation: Any, checkpoint: Any, mode: Any = "both") -> Interpolation:
         """Walk from (prompt A, seed A) to (prompt B, seed B). mode "prompts" keeps seed A,
         "seeds" keeps prompt A, "both" moves both."""
-        mode = check_mode(mode)
-        a = parse_prompt(prompt_a, "Prompt A")
-        b = a if mode == "seeds" else parse_prompt(prompt_b, "Prompt B")
-        sa = check_int(seed_a, "Seed A", 0, MAX_SEED)
-        sb = sa if mode == "prompts" else check_int(seed_b, "Seed B", 0, MAX_SEED)
-        frames = check_int(frames, "Frames", *FRAMES_RANGE)
-        truncation = check_float(truncation, "Truncation ψ", *TRUNCATION_RANGE)
-        info, pipe = self.pipeline(checkpoint)
+        mode, a, b, sa, sb, frames, truncation, name = self.check_interpolate(
+            prompt_a, prompt_b, seed_a, seed_b, frames, truncation, checkpoint, mode)
+        info, pipe = self.pipeline(name)
         walked = [a] if a == b else [a, b]
         (ea, *eb), notes = self._spell_out(pipe, walked, ["Prompt A", "Prompt B"])
         with self._run_lock:

@@ -57,7 +57,8 @@ def _tiny_checkpoint(dest: Path, dataset: str) -> None:
 @pytest.fixture(scope="session")
 def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """shapes-32 and emoji-32 (copied from checkpoints/ or runs/, else random), plus `broken`
-    (truncated weights: fails to load) and `evaluator` (kind "evaluator": skipped)."""
+    (truncated weights: fails to load) and `evaluator` (kind "evaluator": skipped by the pickers; the
+    shipped one when present, so the Compare tab has its common judge)."""
     import torch
 
     torch.manual_seed(0)
@@ -68,8 +69,11 @@ def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     broken = root / "broken"
     shutil.copytree(root / "shapes-32", broken)
     (broken / "generator.safetensors").write_bytes(b"\x00" * 16)
-    (root / "evaluator").mkdir()
-    (root / "evaluator" / "config.json").write_text(json.dumps({"format_version": 1, "kind": "evaluator"}))
+    if (REPO / "checkpoints" / "evaluator" / "config.json").is_file():  # the Compare tab's common judge
+        shutil.copytree(REPO / "checkpoints" / "evaluator", root / "evaluator")
+    else:
+        (root / "evaluator").mkdir()
+        (root / "evaluator" / "config.json").write_text(json.dumps({"format_version": 1, "kind": "evaluator"}))
     return root
 
 

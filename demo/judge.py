@@ -1,0 +1,111 @@
+"""The common judge of the Compare tab: one scorer for every checkpoint of a dataset.
+
+Each checkpoint's own discriminator is a different judge, so its realism and match scores
+rank images of that checkpoint only. The common judge scores every checkpoint's images
+with the same fixed network or rule, so checkpoints of one dataset can be ranked:
+
+- emoji: the shipped evaluator (`<checkpoints>/evaluator`), the cosine between an image's
+  embedding and its prompt's embedding (both L2-normalised; higher = closer to the prompt);
+- shapes: the world's analytic checker, the share of images in which everything the prompt
+  states (colour, shape, position, size, relation, count) is right. Prompts outside the
+  world's grammar are not judged.
+
+Other datasets get no common judge (`Verdict.score` is None, and `judge` says why).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dalle.prompts import spell_out_emoji
+from dalle.text_encoder import TextEncoder
+
+from .results import Generation
+
+EVALUATOR_FOLDER = "evaluator"  # inside the checkpoints folder
+EVALUATOR_JUDGE = "evaluator cosine (image vs prompt)"
+SHAPES_JUDGE = "shapes checker (share of images exactly right)"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The common judge's mean score over the images it could judge."""
+
+    judge: str  # which judge scored, or why none did
+    score: float | None  # None when no image could be judged
+    judged: int  # images judged
+
+
+class CommonJudge:
+    """Scores generations with the evaluator (emoji) or the shapes checker (shapes).
+
+    Args:
+        evaluator_dir: folder of the shipped evaluator; loaded on first use, once.
+        encoder: returns the (shared) text encoder for an encoder name.
+    """
+
+    def __init__(self, evaluator_dir: Path, encoder: Callable[[str], TextEncoder]):
+        self.evaluator_dir = Path(evaluator_dir)
+        self._encoder = encoder
+        self._lock = threading.Lock()
+        self._evaluator = None  # dalle.evaluation.evaluator.Evaluator once loaded
+        self._error: str | None = None
+
+    def _load(self):
+        """The evaluator, or None (with `self._error` saying why)."""
+        from dalle.evaluation.evaluator import EvaluatorError, load_evaluator
+
+        with self._lock:
+            if self._evaluator is None and self._error is None:
+                try:
+                    self._evaluator = load_evaluator(self.evaluator_dir)
+                except (EvaluatorError, KeyError, TypeError, ValueError) as e:
+                    self._error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return self._evaluator
+
+    def covers(self) -> str | None:
+        """The dataset the evaluator was trained on, or None when there is no usable evaluator."""
+        ev = self._load()
+        if ev is None:
+            return None
+        return str(((ev.info.get("training") or {}).get("data") or {}).get("dataset", "")).lower() or None
+
+    def __call__(self, gen: Generation, dataset: str) -> Verdict:
+        dataset = dataset.lower()
+        if dataset == "shapes":
+            return self._shapes(gen)
+        if dataset and dataset == self.covers():
+            return self._cosine(gen)
+        reason = f"no evaluator loaded ({self._error})" if self._error else f"the evaluator does not cover {dataset!r}"
+        return Verdict(f"none: {reason}", None, 0)
+
+    def _cosine(self, gen: Generation) -> Verdict:
+        """Mean cosine of evaluator image embeddings [P*N, E] and their prompts' embeddings [P, E]."""
+        ev = self._evaluator
+        p, n = gen.shape
+        pooled = self._encoder(ev.text_encoder_name).embed([spell_out_emoji(t) for t in gen.prompts])  # [P, D]
+        with self._lock:
+            text = ev.embed_text(pooled)  # [P, E]
+            images = ev.embed_uint8(gen.pixels.reshape(p * n, *gen.pixels.shape[2:])).reshape(p, n, -1)  # [P, N, E]
+        cosine = (images * text[:, None, :]).sum(-1)  # [P, N]
+        return Verdict(EVALUATOR_JUDGE, float(cosine.mean()), p * n)
+
+    @staticmethod
+    def _shapes(gen: Generation) -> Verdict:
+        from dalle.evaluation.shapes_checker import check, parse_caption
+
+        right: list[bool] = []
+        for i, prompt in enumerate(gen.prompts):
+            try:
+                spec = parse_caption(prompt)
+            except ValueError:
+                continue  # not a caption of the shapes world: nothing to check against
+            right += [bool(check(image, spec)["exact"]) for image in gen.pixels[i]]
+        if not right:
+            return Verdict("none: no prompt is a caption of the shapes world", None, 0)
+        return Verdict(SHAPES_JUDGE, float(np.mean(right)), len(right))
