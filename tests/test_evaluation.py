@@ -410,3 +410,5 @@ def test_evaluate_emoji_known_answers(tiny_pipe, colour_emoji, monkeypatch, tmp_
     assert mem["real_reference_share"] == 1.0  # the other style of the same label has the same colour
     # 4 seeds per prompt, two right (same embedding) and two blank: 4 of 6 pairs at distance sqrt(2)
     assert out["diversity"]["generated"] == pytest.approx(4 * np.sqrt(2) / 6)
+    assert "real" not in out["diversity"]  # no seed spread of real images exists to compare with
+    assert out["style_distance"]["google_twitter"] == 0.0  # both styles of a label share its colour here

@@ -35,3 +35,41 @@ def test_card_says_when_the_generated_match_score_was_not_measured(tmp_path):
                                                  "generated_match_n_wrong": 12})
     card = render_model_card(folder, [])
     assert "the evaluator (top-1 of 100 captions) calls right vs wrong: not measured (0 right, 12 wrong)" in card
+
+
+def test_results_table_names_the_google_twitter_distance_apart_from_diversity():
+    from dalle.evaluation.report import format_table, results_table
+
+    metrics = json.loads(open("checkpoints/emoji-32/metrics.json", encoding="utf-8").read())
+    metrics["diversity"] = {**metrics["diversity"], "generated": 0.1234}
+    metrics["diversity"].pop("real", None)
+    metrics["style_distance"] = {"google_twitter": 0.6543}
+    metrics["discriminator"].update(generated_match_auroc=0.7777, generated_match_n_correct=9, generated_match_n_wrong=3)
+    config = json.loads(open("checkpoints/emoji-32/config.json", encoding="utf-8").read())
+    header, _, row, *targets = results_table([metrics], [config]).splitlines()
+    assert targets[-1].startswith("- `emoji-32`: ") and "targets met" in targets[-1]
+    assert "| seed diversity |" in header and "match AUROC, real / generated images" in header
+    assert "| 0.123 (evaluator distance); Google-Twitter distance 0.654 |" in row
+    assert row.endswith(f"| {metrics['discriminator']['match_auroc']:.3f} / 0.778 |")
+    table = format_table(metrics)
+    assert "generated 0.123\n" in table and "Google-Twitter distance of the same labels' real images" in table
+
+
+def test_targets_are_met_at_the_bound_and_not_beyond():
+    from dalle.evaluation.report import target_lines
+
+    m = json.loads(open("checkpoints/shapes-32/metrics.json", encoding="utf-8").read())
+    cell = m["alignment"]["generated"]["seen"]["single"]["colour_shape_position"]
+    cell["accuracy"] = 0.95
+    assert "colour+shape+position, seen 0.950 (met: >= 0.95)" in target_lines(m)[0]
+    cell["accuracy"] = 0.9499
+    assert "colour+shape+position, seen 0.950 (not met: >= 0.95)" in target_lines(m)[0]
+    m["discriminator"]["generated_match_auroc"] = None
+    assert "match AUROC, generated images - (not measured: >= 0.8)" in target_lines(m)[0]
+
+    e = json.loads(open("checkpoints/emoji-32/metrics.json", encoding="utf-8").read())
+    e["fid"]["generated"] = 5 * e["fid"]["floor_matched"]
+    assert "evaluator FID / floor 5.000 (met: <= 5)" in target_lines(e)[0]
+    e["fid"]["generated"] = 5.01 * e["fid"]["floor_matched"]
+    line = target_lines(e)[0]
+    assert "evaluator FID / floor 5.010 (not met: <= 5)" in line and "2 of 3 targets met" in line

@@ -73,7 +73,9 @@ def format_table(m: dict) -> str:
                      f"{_f(mem['generated_mean_nn_cosine'])} / {_f(mem['real_reference_mean_nn_cosine'])})")
         d = m["diversity"]
         lines.append(f"diversity (evaluator distance, {d['prompts']} prompts x {d['seeds_per_prompt']} seeds): "
-                     f"generated {_f(d['generated'])}  real (two styles) {_f(d['real'])}")
+                     f"generated {_f(d['generated'])}")
+        lines.append(f"Google-Twitter distance of the same labels' real images (not a seed spread): "
+                     f"{_f(_style_distance(m))}")
     disc = m["discriminator"]
     lines.append(f"discriminator AUROC: match {_f(disc['match_auroc'])}  realism {_f(disc['realism_auroc'])}")
     if "generated_match_auroc" in disc:
@@ -106,9 +108,13 @@ def format_table(m: dict) -> str:
                 lines.append(f"                     {r['psi']:5.1f} {_f(r['alignment']):>7s} {_f(r['fid'], 4):>8s} "
                              f"{_f(r['diversity']):>9s} {_f(r['mean_realism']):>8s}")
             ref = sw["reference"]
-            lines.append(f"  real reference           {_f(ref['alignment']):>7s} {_f(ref['fid_floor'], 4):>8s} "
-                         f"{_f(ref['diversity']):>9s}")
+            lines.append(f"  real reference           {_f(ref['alignment']):>7s} {_f(ref['fid_floor'], 4):>8s}")
     return "\n".join(lines)
+
+
+def _style_distance(m: dict) -> float | None:
+    """Emoji: evaluator distance between the Google and Twitter images of one label (None if not measured)."""
+    return (m.get("style_distance") or {}).get("google_twitter")
 
 
 def _generated_acc(m: dict, part: str, kind: str, key: str) -> float | None:
@@ -134,10 +140,41 @@ def summary(m: dict) -> dict[str, float | None]:
     return row
 
 
+# Targets of the shipped checkpoints: (what, summary column or function of the metrics, ">=" or "<=", bound).
+TARGETS: dict[str, list[tuple]] = {
+    "shapes": [("colour+shape+position, seen", "seen c+s+p", ">=", 0.95),
+               ("colour+shape+position, held-out", "held-out c+s+p", ">=", 0.80),
+               ("relation", "relation", ">=", 0.80),
+               ("count", "count", ">=", 0.80),
+               ("seed diversity / real", "diversity / real", ">=", 0.5),
+               ("match AUROC, real images", "match AUROC", ">=", 0.9),
+               ("match AUROC, generated images", lambda m: m["discriminator"].get("generated_match_auroc"), ">=", 0.8)],
+    "emoji": [("R-precision / real", "R-precision / real", ">=", 0.5),
+              ("evaluator FID / floor", "FID / floor", "<=", 5.0),
+              ("match AUROC, real images", "match AUROC", ">=", 0.9)],
+}
+
+
+def target_lines(m: dict) -> list[str]:
+    """Markdown bullets: each target of the checkpoint's dataset with the measured value and whether it is met
+    (a value that was not measured counts as not met)."""
+    s = summary(m)
+    parts, met = [], 0
+    for what, source, op, bound in TARGETS[m["dataset"]]:
+        value = source(m) if callable(source) else s[source]
+        ok = value is not None and (value >= bound if op == ">=" else value <= bound)
+        met += ok
+        verdict = "not measured" if value is None else "met" if ok else "not met"
+        parts.append(f"{what} {_f(value)} ({verdict}: {op} {bound:g})")
+    return [f"- `{m['checkpoint']['name']}`: {met} of {len(parts)} targets met. " + "; ".join(parts) + "."]
+
+
 def results_table(metrics: list[dict], configs: list[dict]) -> str:
-    """The README's Markdown table of shipped checkpoints: one row per (metrics.json, config.json) pair."""
-    rows = ["| checkpoint | data | images seen | training time | headline (generated / real) | match AUROC |",
-            "|---|---|---|---|---|---|"]
+    """The README's results: a Markdown table with one row per (metrics.json, config.json) pair, then each
+    checkpoint's targets with the measured values."""
+    rows = ["| checkpoint | data | images seen | training time | headline (generated / real) | seed diversity "
+            "| match AUROC, real / generated images |",
+            "|---|---|---|---|---|---|---|"]
     for m, cfg in zip(metrics, configs):
         s = summary(m)
         minutes = (cfg.get("training_compute") or {}).get("wall_time_s", 0) / 60
@@ -147,14 +184,20 @@ def results_table(metrics: list[dict], configs: list[dict]) -> str:
                     f"{_f(_acc(real.get('seen'), 'single', 'colour_shape_position')[0])}, held-out "
                     f"{_f(s['held-out c+s+p'])}; relation {_f(s['relation'])} / "
                     f"{_f(_acc(real.get('seen'), 'pair', 'relation')[0])}; count {_f(s['count'])} / "
-                    f"{_f(_acc(real.get('seen'), 'count', 'count')[0])}; seed diversity "
-                    f"{_f(s['diversity / real'], 2)} x real")
+                    f"{_f(_acc(real.get('seen'), 'count', 'count')[0])}")
+            div = f"{_f(s['diversity / real'], 2)} x real renders (pixel RMS)"
         else:
             head = (f"R-precision {_f(m['r_precision']['generated']['mean'])} / "
                     f"{_f(m['r_precision']['real_ceiling']['mean'])}; evaluator FID {_f(m['fid']['generated'])} "
                     f"(real floor {_f(m['fid']['floor_matched'])})")
+            div = (f"{_f(m['diversity']['generated'])} (evaluator distance); Google-Twitter distance "
+                   f"{_f(_style_distance(m))}")
+        gen_match = m["discriminator"].get("generated_match_auroc")
         rows.append(f"| `{m['checkpoint']['name']}` | {m['dataset']} | {s['kimg']:.0f}k | {minutes:.0f} min | "
-                    f"{head} | {_f(s['match AUROC'])} |")
+                    f"{head} | {div} | {_f(s['match AUROC'])} / {_f(gen_match)} |")
+    rows += ["", "Each checkpoint against its targets:", ""]
+    for m in metrics:
+        rows += target_lines(m)
     return "\n".join(rows)
 
 
@@ -174,7 +217,8 @@ def plot_truncation(m: dict, path: str | Path) -> Path:
                   ("diversity (pixel RMS)", [("generated", "diversity")], [("real", ref.get("diversity"))])]
     else:
         panels = [("R-precision", [("generated", "alignment")], [("real", ref.get("alignment"))]),
-                  ("diversity (evaluator distance)", [("generated", "diversity")], [("real", ref.get("diversity"))]),
+                  ("diversity (evaluator distance)", [("generated", "diversity")],
+                   [("Google-Twitter distance (not a seed spread)", ref.get("style_distance"))]),
                   ("FID (evaluator space)", [("generated", "fid")], [("real floor", ref.get("fid_floor"))])]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for ax, (title, series, refs) in zip(axes, panels):
