@@ -37,7 +37,7 @@ STAGES = (
     ("  gallery items (upscaled)", "demo.render", "gallery_items"),
     ("  score table", "demo.render", "score_table"),
 )
-OUTPUT_IDS = ("gen-grid", "gen-gallery", "gen-scores", "gen-download", "gen-notes")
+OUTPUT_IDS = ("gen-download", "gen-scores", "gen-notes")  # the API outputs of generate, in order
 
 
 class Timers:

@@ -128,9 +128,9 @@ def test_concurrent_clients(server, capsys) -> None:
         for j in range(REQUESTS_PER_CLIENT):
             t0 = time.perf_counter()
             try:
-                _grid, gallery, table, png, _notes = client.submit(*small(k * 1000 + j), api_name="/generate").result(
+                png, table, _notes = client.submit(*small(k * 1000 + j), api_name="/generate").result(
                     timeout=REQUEST_TIMEOUT)
-                assert len(gallery) == 1 and len(table["data"]) == 1 and png
+                assert len(table["data"]) == 1 and png
             except Exception as e:  # noqa: BLE001 - every failure is counted and reported
                 failures.append(f"client {k} request {j}: {type(e).__name__}: {str(e)[:200]}")
                 continue
@@ -211,8 +211,8 @@ def test_full_queue_rejects_cleanly(server, capsys) -> None:
     assert all(o == "accepted" or o == "QueueError: Queue is full! Please try again." for o in outcomes), outcomes
     assert "QueueError: Queue is full! Please try again." in outcomes, rounds
     assert server.app.alive()
-    _grid, gallery, *_ = client.predict(*small(70_000), api_name="/generate")  # and it still serves
-    assert len(gallery) == 1
+    _png, table, _notes = client.predict(*small(70_000), api_name="/generate")  # and it still serves
+    assert len(table["data"]) == 1
 
 
 def raw_stream_event(http: httpx.Client, url: str, event_id: str) -> str | None:

@@ -225,9 +225,8 @@ def test_app_serves_the_good_checkpoint_and_reports_the_broken(faulty_app) -> No
         assert line is not None, f"{name} is not reported:\n{status}"
         assert words in line, f"{name}: {line!r} lacks {words!r}"
     assert str(faulty_app.root) not in status, "the status line shows the server's folder layout"
-    _grid, gallery, table, _png, notes = faulty_app.client.predict("a red circle", 1, 0.7, 2, "good", 0,
-                                                                   api_name="/generate")
-    assert len(gallery) == 2 and "good" in notes
+    _png, table, notes = faulty_app.client.predict("a red circle", 1, 0.7, 2, "good", 0, api_name="/generate")
+    assert len(table["data"]) == 2 and "good" in notes
     assert faulty_app.app.alive()
 
 

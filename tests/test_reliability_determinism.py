@@ -34,15 +34,9 @@ REQUESTS = [  # prompts, seed, psi, images per prompt, checkpoint, best of N
 
 
 def fingerprint(result: tuple) -> dict[str, str]:
-    """sha256 of the downloadable grid PNG, of the displayed grid, and of each gallery image."""
-    grid, gallery, table, png, notes = result
-
-    def digest(path: str) -> str:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-    out = {"png": digest(png), "grid": digest(grid), "table": repr(table["data"]), "notes": notes}
-    out.update({f"image{i}": digest(item["image"]) for i, item in enumerate(gallery)})
-    return out
+    """sha256 of the grid PNG (every image, with its metadata), the score table and the notes."""
+    png, table, notes = result
+    return {"png": hashlib.sha256(Path(png).read_bytes()).hexdigest(), "table": repr(table["data"]), "notes": notes}
 
 
 _clients = threading.local()
