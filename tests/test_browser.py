@@ -17,7 +17,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 TIMEOUT_MS = 90_000
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+pytestmark = pytest.mark.browser
+
+
+def test_chromium_is_installed() -> None:
+    """./test.sh installs Debian's chromium, so a missing one is a failure here, not a silent skip."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run ./test.sh or apt-get install chromium"
 
 
 def test_generate_then_compare(app_url: str, tmp_path: Path) -> None:
