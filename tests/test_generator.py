@@ -1,11 +1,12 @@
 import dataclasses
+import math
 
 import pytest
 import torch
 
 from dalle.config import ModelConfig
 from dalle.discriminator import Discriminator
-from dalle.generator import Generator, StyledConv, WordAttention, truncate
+from dalle.generator import ConditioningAugmentation, Generator, StyledConv, WordAttention, truncate
 from dalle.text_encoder import TextCondition, fixed_length
 from dalle.train import mix_styles
 
@@ -274,3 +275,21 @@ def test_generator_runs_under_cpu_autocast(dtype):
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
         img, kl = g(torch.randn(2, 8), t)
     assert img.shape == (2, 3, 32, 32) and torch.isfinite(img.float()).all() and torch.isfinite(kl.float())
+
+
+def test_kl_is_taken_before_the_noise_scale():
+    """c = mu + s * sigma * eps, and the KL is that of N(mu, sigma^2) whatever the sampling scale s."""
+    def layer(noise: float) -> ConditioningAugmentation:
+        ca = ConditioningAugmentation(text_dim=4, cond_dim=2, noise=noise)
+        with torch.no_grad():
+            ca.proj.weight.zero_()
+            ca.proj.bias.copy_(torch.tensor([1.0, 0.0, 0.0, math.log(4.0)]))  # mu (1, 0), log var (0, log 4)
+        return ca
+
+    text, eps = torch.zeros(3, 4), torch.ones(3, 2)
+    # per row: 0.5 * [(1 + 1 - 1 - 0) + (0 + 4 - 1 - log 4)]
+    kl_expected = 0.5 * (1.0 + 3.0 - math.log(4.0))
+    for noise, c_expected in ((0.1, [1.1, 0.2]), (1.0, [2.0, 2.0])):
+        c, kl = layer(noise)(text, eps)
+        assert torch.allclose(c, torch.tensor([c_expected] * 3)), (noise, c)
+        assert kl.item() == pytest.approx(kl_expected, rel=1e-6), noise
