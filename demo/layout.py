@@ -24,6 +24,13 @@ CSS = """
 #gen-randomize, #cmp-randomize { align-self: center; }
 #gen-gallery .grid-wrap { min-height: 0 !important; max-height: 80vh; }
 #gen-gallery img { object-fit: contain !important; }
+/* thumbnails: square corners (rounded ones clip the image's), the caption under the image, not over it */
+#gen-gallery .thumbnail-item { border-radius: 0 !important; aspect-ratio: auto !important; height: auto !important;
+  display: flex !important; flex-direction: column !important; overflow: visible !important; }
+#gen-gallery .thumbnail-item img { aspect-ratio: 1 / 1; width: 100% !important; height: auto !important;
+  border-radius: 0 !important; }
+#gen-gallery .caption-label { position: static !important; transform: none !important; max-width: 100% !important;
+  margin: 2px 0 0 0 !important; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .range-note p { color: var(--color-accent); margin: 0; }
 """
 INTRO = """# Text-to-image GAN playground
@@ -93,8 +100,9 @@ def _generate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
                         elem_id="gen-grid-title")
             grid = gr.Image(type="filepath", show_label=False, buttons=[], interactive=False, elem_id="gen-grid")
             notes = gr.Markdown(label="notes", elem_id="gen-notes")
-            gallery = gr.Gallery(label="Images", columns=4, format="png", height="auto", object_fit="contain",
-                                 elem_id="gen-gallery")
+            gr.Markdown("**Images** (click one for a larger view)", elem_id="gen-gallery-title")
+            gallery = gr.Gallery(show_label=False, columns=4, format="png", height="auto", object_fit="contain",
+                                 buttons=["download"], elem_id="gen-gallery")
             scores = gr.Dataframe(headers=SCORE_COLUMNS, label="Discriminator scores", interactive=False,
                                   elem_id="gen-scores")
             download = gr.File(label="Grid PNG with metadata (prompts, seeds, ψ, checkpoint, step)",
