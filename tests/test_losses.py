@@ -124,3 +124,75 @@ def test_l2_reconstruction_is_the_mean_squared_error_and_prefers_the_mean():
                                           for c in candidates]).argmin()].item() for kind in ("l1", "l2")}
     assert best["l1"] == pytest.approx(1.0)  # the median: the shape vanishes
     assert best["l2"] == pytest.approx(0.5)  # the mean: a faint shape, with a gradient to follow
+
+
+# ---------------------------------------------------------------------- realism (non-saturating logistic)
+def test_realism_losses_known_values():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 3.0])
+    assert losses.d_realism_loss(real, fake).item() == pytest.approx(
+        (softplus(-2.0) + softplus(0.0)) / 2 + (softplus(-1.0) + softplus(3.0)) / 2, rel=1e-6)
+    # G wants D to call its images real: low loss for high fake logits, high for low ones
+    assert losses.g_realism_loss(torch.tensor([3.0])).item() == pytest.approx(softplus(-3.0), rel=1e-6)
+    assert losses.g_realism_loss(torch.tensor([-3.0])).item() == pytest.approx(softplus(3.0), rel=1e-6)
+    assert losses.g_realism_loss(torch.zeros(5)).item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_realism_gradients_point_the_right_way():
+    fake = torch.tensor([-2.0, 0.0, 2.0], requires_grad=True)
+    losses.g_realism_loss(fake).backward()
+    # d/dx softplus(-x) / n = -sigmoid(-x) / n: G raises its logits, fastest where D rejects it (non-saturating)
+    assert torch.allclose(fake.grad, -torch.sigmoid(-fake.detach()) / 3)
+    real, fake = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    losses.d_realism_loss(real, fake).backward()
+    assert torch.allclose(real.grad, torch.full((2,), -0.25)) and torch.allclose(fake.grad, torch.full((2,), 0.25))
+
+
+# ---------------------------------------------------------------------- R1
+def test_r1_is_the_squared_gradient_norm_per_image_averaged():
+    # linear D: logit_i = <w, x_i>, so the gradient is w for every image and R1 = |w|^2
+    w = torch.tensor([1.0, -2.0, 0.5, 0.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2).clone().requires_grad_(True)
+    x = torch.randn(5, 3, 2, 2).requires_grad_(True)
+    logits = (x * w).flatten(1).sum(1)
+    r1 = losses.r1_penalty(x, logits)
+    assert r1.item() == pytest.approx(3 * (1 + 4 + 0.25), rel=1e-6)
+    # it is differentiable (D's weights are pushed toward a flatter D): d|w|^2/dw = 2w
+    r1.backward()
+    assert torch.allclose(w.grad, 2 * w.detach())
+    # quadratic D: logit_i = sum x_i^2, gradient 2 x_i: R1 = mean_i 4 |x_i|^2
+    x = torch.tensor([[1.0, 0.0], [3.0, 4.0]]).view(2, 1, 1, 2).requires_grad_(True)
+    assert losses.r1_penalty(x, x.pow(2).flatten(1).sum(1)).item() == pytest.approx((4 * 1 + 4 * 25) / 2, rel=1e-6)
+
+
+# ---------------------------------------------------------------------- EMA
+def test_ema_beta_is_a_half_life_in_images():
+    from dalle.config import TrainConfig
+    from dalle.train import ema_beta
+
+    cfg = TrainConfig(ema_kimg=10.0, ema_rampup=0.0)
+    assert ema_beta(10_000, 0, cfg) == pytest.approx(0.5)  # one batch of a half-life halves the old weights
+    assert ema_beta(32, 0, cfg) ** (10_000 / 32) == pytest.approx(0.5)  # so do many small ones
+    assert ema_beta(32, 0, cfg) == pytest.approx(0.5 ** (32 / 10_000))
+    # the ramp-up: early on the half-life is `ema_rampup` x the images seen so far, never more than ema_kimg
+    ramp = TrainConfig(ema_kimg=10.0, ema_rampup=0.05)
+    assert ema_beta(32, 1_000, ramp) == pytest.approx(0.5 ** (32 / 50))
+    assert ema_beta(32, 10_000_000, ramp) == pytest.approx(0.5 ** (32 / 10_000))
+
+
+# ---------------------------------------------------------------------- diversity (DSGAN)
+def test_diversity_loss_known_values_and_cap():
+    a = torch.zeros(2, 3, 4, 4)
+    za, zb = torch.zeros(2, 8), torch.ones(2, 8)  # noise distance 1 per pair
+    b = a + torch.tensor([0.1, 0.2]).view(2, 1, 1, 1)  # image distances 0.1 and 0.2
+    assert losses.g_diversity_loss(a, b, za, zb, cap=0.3).item() == pytest.approx(-0.15, rel=1e-5)
+    assert losses.g_diversity_loss(a, b, za, zb, cap=0.15).item() == pytest.approx(-(0.1 + 0.15) / 2, rel=1e-5)
+    # the ratio, not the distance: twice the noise distance halves it
+    assert losses.g_diversity_loss(a, b, za, 2 * zb, cap=0.3).item() == pytest.approx(-0.075, rel=1e-5)
+
+
+def test_diversity_loss_pushes_images_apart_until_the_cap():
+    a = torch.zeros(2, 1, 2, 2, requires_grad=True)
+    b = torch.tensor([0.1, 0.5]).view(2, 1, 1, 1).expand(2, 1, 2, 2)
+    losses.g_diversity_loss(a, b, torch.zeros(2, 4), torch.ones(2, 4), cap=0.3).backward()
+    # pair 0 (ratio 0.1 < cap): descending the loss moves a away from b (b is above a, so a's gradient is
+    # positive); pair 1 (0.5 > cap): no gradient, variety beyond the cap buys nothing
+    assert (a.grad[0] > 0).all() and (a.grad[1] == 0).all()
