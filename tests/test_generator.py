@@ -226,6 +226,46 @@ def test_truncate_formula():
     assert torch.allclose(truncate(w, c, 1.5), c + 1.5 * (w - c))
 
 
+def test_truncate_known_values():
+    w, c = torch.tensor([[2.0, 4.0, -1.0]]), torch.tensor([[0.0, 1.0, 1.0]])
+    assert torch.equal(truncate(w, c, 0.5), torch.tensor([[1.0, 2.5, 0.0]]))
+    assert torch.equal(truncate(w, c, 2.0), torch.tensor([[4.0, 7.0, -3.0]]))  # extrapolates past w
+    assert torch.equal(truncate(w, c, 0.25), torch.tensor([[0.5, 1.75, 0.5]]))
+
+
+def test_conditional_centre_known_answer():
+    """The centre is the mean of map(z_k, mu + s sigma eps_k) over the draws of a generator seeded with `seed`
+    (z first, then eps), computed here draw by draw."""
+    g = tiny_generator()
+    text = condition([3, 5, 2]).pooled
+    n, seed = 16, 7
+    gen = torch.Generator().manual_seed(seed)
+    z, eps = torch.randn(n, TINY.z_dim, generator=gen), torch.randn(n, TINY.cond_dim, generator=gen)
+    with torch.no_grad():
+        expected = torch.stack([torch.stack([g.mapping(z[k:k + 1], t[None], eps[k:k + 1])[0][0] for k in range(n)])
+                                .mean(0) for t in text])
+    center = g.mapping.conditional_center(text, num_samples=n, seed=seed)
+    assert center.shape == (3, TINY.w_dim)
+    assert torch.allclose(center, expected, atol=1e-5)
+    # each prompt's centre is computed alone: bit for bit the same in any batch
+    assert torch.equal(g.mapping.conditional_center(text[1:2], num_samples=n, seed=seed), center[1:2])
+    assert torch.equal(g.mapping.conditional_center(text[[2, 0]], num_samples=n, seed=seed), center[[2, 0]])
+    assert not torch.allclose(g.mapping.conditional_center(text, num_samples=n, seed=seed + 1), center, atol=1e-4)
+
+
+def test_scores_are_sigmoids_of_the_logits():
+    torch.manual_seed(0)
+    d = Discriminator(TINY).eval()
+    t = condition([2, 4])
+    img = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        u, m = d(img, t)
+        s = d.score(img, t)
+        assert torch.equal(s["realism"], torch.sigmoid(u)) and torch.equal(s["match"], torch.sigmoid(m))
+        # pixels outside [-1, 1] are clamped before D sees them
+        assert torch.equal(d.score(img * 3, t)["realism"], d.score((img * 3).clamp(-1, 1), t)["realism"])
+
+
 def test_psi_zero_gives_the_conditional_centre_image():
     g = tiny_generator()
     text = condition([2, 5])
