@@ -412,3 +412,73 @@ def test_evaluate_emoji_known_answers(tiny_pipe, colour_emoji, monkeypatch, tmp_
     assert out["diversity"]["generated"] == pytest.approx(4 * np.sqrt(2) / 6)
     assert "real" not in out["diversity"]  # no seed spread of real images exists to compare with
     assert out["style_distance"]["google_twitter"] == 0.0  # both styles of a label share its colour here
+    assert (out["fid"]["n_reference"], out["fid"]["n_floor_halves"]) == (N_LABELS, N_LABELS)  # halves B and A
+
+
+# ---------------------------------------------------------------------- known answers of the pieces
+def test_summarize_averages_where_a_judgement_applies():
+    js = [{**dict.fromkeys(sc.CHECK_KEYS), "colour_shape": True, "position": True},
+          {**dict.fromkeys(sc.CHECK_KEYS), "colour_shape": False, "position": None},
+          {**dict.fromkeys(sc.CHECK_KEYS), "colour_shape": True, "position": False},
+          {**dict.fromkeys(sc.CHECK_KEYS), "colour_shape": True}]
+    s = sc.summarize(js)
+    assert s["n"] == 4
+    assert s["colour_shape"] == {"accuracy": 0.75, "n": 4}
+    assert s["position"] == {"accuracy": 0.5, "n": 2}  # None: the caption did not ask
+    assert s["relation"] == {"accuracy": None, "n": 0}
+
+
+class _Features(torch.nn.Module):
+    """An 'evaluator' whose features are given directly (EvaluatorFeatures passes [N, dim] floats through)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.arch = type("Arch", (), {"embed_dim": dim})()
+
+
+def _unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
+    """MMD^2 with the cubic polynomial kernel k(a, b) = (a.b / d + 1)^3, unbiased (no self pairs)."""
+    x, y = x.double(), y.double()
+    m, d = len(x), x.shape[1]
+    kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    off = m * (m - 1)
+    return float((kxx.sum() - kxx.diag().sum()) / off + (kyy.sum() - kyy.diag().sum()) / off - 2 * kxy.mean())
+
+
+def test_fid_and_kid_known_answers():
+    """Same set: FID 0. A set shifted by c with the same covariance: FID = |c|^2. KID with subsets as large as
+    the sets is the unbiased MMD^2 of the whole sets, computed here by hand."""
+    from dalle.evaluation.evaluate import _fid_kid
+
+    g = torch.Generator().manual_seed(0)
+    real, other = torch.randn(200, 6, generator=g), torch.randn(200, 6, generator=g) + 0.3
+    shift = torch.tensor([0.5, -0.5, 0.0, 0.25, 0.0, 0.0])
+    out = _fid_kid(_Features(6), real, {"same": real.clone(), "shifted": real + shift, "other": other},
+                   subset_size=200, seed=0)
+    assert out["same"]["fid"] == pytest.approx(0.0, abs=1e-4)
+    assert out["shifted"]["fid"] == pytest.approx(float(shift.pow(2).sum()), rel=1e-4)  # 0.5625
+    for name, fake in (("shifted", real + shift), ("other", other)):
+        assert out[name]["kid"] == pytest.approx(_unbiased_mmd2(real, fake), rel=1e-4), name
+    assert out["other"]["n"] == 200
+
+
+def test_nearest_neighbour_cosine():
+    from dalle.evaluation.evaluate import _nn_cosine
+
+    bank = torch.eye(4)
+    query = torch.stack([bank[1], bank[2], torch.nn.functional.normalize(torch.tensor([1.0, 1.0, 0.0, 0.0]), dim=0)])
+    assert torch.allclose(_nn_cosine(query, bank), torch.tensor([1.0, 1.0, 2 ** -0.5]))
+    # excluding each query's own bank row (the real image itself): the nearest other row is orthogonal
+    assert torch.allclose(_nn_cosine(query[:2], bank, exclude=np.array([1, 2])), torch.zeros(2))
+
+
+def test_ab_split_halves_are_disjoint_complete_and_seeded():
+    from dalle.evaluation.evaluate import ab_split
+
+    a, b = ab_split(101, np.random.default_rng(3))
+    assert len(a) == 50 and len(b) == 51
+    assert not set(a) & set(b) and sorted(set(a) | set(b)) == list(range(101))
+    assert (np.diff(a) > 0).all() and (np.diff(b) > 0).all()
+    a2, _ = ab_split(101, np.random.default_rng(3))
+    a3, _ = ab_split(101, np.random.default_rng(4))
+    assert np.array_equal(a, a2) and not np.array_equal(a, a3)

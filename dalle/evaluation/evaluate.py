@@ -334,6 +334,13 @@ def _nn_cosine(query: torch.Tensor, bank: torch.Tensor, exclude: np.ndarray | No
     return sims.max(dim=1).values
 
 
+def ab_split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Image indices 0..n-1 split at random into half A (n // 2, where prompts and floors come from) and half B
+    (the rest, the FID/KID reference). Both sorted int arrays."""
+    perm = rng.permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
 def _feature_diversity(emb: torch.Tensor, k: int) -> float:
     groups = emb.reshape(-1, k, emb.shape[-1])
     return float(np.mean([mean_pairwise_distance(g) for g in groups]))
@@ -350,10 +357,8 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     log(f"emoji: embedding {len(ds)} real images with the evaluator")
     real_emb = evaluator.embed_uint8(ds.images)  # [N, E]
     labels = data.labels
-    n = len(ds)
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    half_a, half_b = np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+    half_a, half_b = ab_split(len(ds), rng)
     num_samples = min(num_samples, len(half_a))
     chosen = np.sort(rng.choice(half_a, size=num_samples, replace=False))  # prompt images, from half A
     prompts = [ds.captions[data.canonical[i]] for i in chosen]
