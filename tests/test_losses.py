@@ -104,6 +104,12 @@ def test_gaussian_kl_known_values():
     assert flipped != pytest.approx(single, rel=1e-3)
 
 
+def test_gaussian_kl_stays_finite_at_zero_variance():
+    # the epsilon inside the log: var = 0 gives 0.5 * (0 + 0 - 1 - log 1e-12), not inf or nan
+    kl = losses.gaussian_kl(torch.zeros(1, 1), torch.zeros(1, 1)).item()
+    assert kl == pytest.approx(0.5 * (-1 + 12 * math.log(10)), rel=1e-4)
+
+
 def test_gaussian_kl_matches_torch_distributions():
     g = torch.Generator().manual_seed(1)
     mu, var = torch.randn(5, 7, generator=g), torch.rand(5, 7, generator=g) * 3 + 0.05
@@ -181,12 +187,13 @@ def test_ema_beta_is_a_half_life_in_images():
 # ---------------------------------------------------------------------- diversity (DSGAN)
 def test_diversity_loss_known_values_and_cap():
     a = torch.zeros(2, 3, 4, 4)
-    za, zb = torch.zeros(2, 8), torch.ones(2, 8)  # noise distance 1 per pair
-    b = a + torch.tensor([0.1, 0.2]).view(2, 1, 1, 1)  # image distances 0.1 and 0.2
+    za = torch.tensor([[0.5], [1.0]]).expand(2, 8)
+    zb = za + torch.tensor([[1.0], [2.0]])  # noise distances 1 and 2
+    b = a + torch.tensor([0.1, 0.4]).view(2, 1, 1, 1)  # image distances 0.1 and 0.4: ratios 0.1 and 0.2
     assert losses.g_diversity_loss(a, b, za, zb, cap=0.3).item() == pytest.approx(-0.15, rel=1e-5)
     assert losses.g_diversity_loss(a, b, za, zb, cap=0.15).item() == pytest.approx(-(0.1 + 0.15) / 2, rel=1e-5)
     # the ratio, not the distance: twice the noise distance halves it
-    assert losses.g_diversity_loss(a, b, za, 2 * zb, cap=0.3).item() == pytest.approx(-0.075, rel=1e-5)
+    assert losses.g_diversity_loss(a, b, za, za + 2 * (zb - za), cap=0.3).item() == pytest.approx(-0.075, rel=1e-5)
 
 
 def test_diversity_loss_pushes_images_apart_until_the_cap():
