@@ -52,7 +52,8 @@ def default_checkpoint(found: dict[str, CheckpointInfo]) -> str | None:
 
 def compare_default(found: dict[str, CheckpointInfo]) -> tuple[list[str], str]:
     """(checkpoints, prompts) the Compare tab starts on: two checkpoints of one dataset (the dataset with the
-    most checkpoints, shapes on a tie) and that dataset's first curated prompts."""
+    most checkpoints, shapes on a tie) and that dataset's first curated prompts. When no dataset has
+    two, the most trained other checkpoint makes up the pair."""
     by_dataset: dict[str, list[CheckpointInfo]] = {}
     for c in found.values():
         by_dataset.setdefault(c.dataset.lower(), []).append(c)
@@ -60,6 +61,8 @@ def compare_default(found: dict[str, CheckpointInfo]) -> tuple[list[str], str]:
         return [], ""
     dataset = max(by_dataset, key=lambda d: (len(by_dataset[d]), d == "shapes"))
     picked = [c.name for c in sorted(by_dataset[dataset], key=lambda c: (-c.step, c.name))[:2]]
+    others = sorted((c for c in found.values() if c.name not in picked), key=lambda c: (-c.step, c.name))
+    picked += [c.name for c in others[:2 - len(picked)]]
     prompts = next((ex.prompts[:2] for ex in EXAMPLES if ex.dataset == dataset), ())
     return picked, "\n".join(prompts)
 

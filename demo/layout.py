@@ -45,6 +45,7 @@ def _range_note(slider: gr.Slider, note: gr.Markdown, label: str, lo: float, hi:
 
     Runs in the browser: only there is the typed value seen before the box changes it. The
     note keeps one line per slider (the other sliders' lines are kept)."""
+    lo, hi = f"{lo:g}", f"{hi:g}"
     js = f"""(v, note) => {{
         const lines = (note || "").split(/\\n+/).filter((l) => l && !l.startsWith("{label} "));
         if (typeof v === "number" && (v < {lo} || v > {hi})) {{
@@ -109,7 +110,7 @@ def _generate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
                                elem_id="gen-download")
     last = gr.State(None)
     inputs = [prompts, ui.seed, ui.psi, ui.n, ckpt, best]
-    run.click(h.check_generate, inputs, None, preprocess=False, queue=False, api_visibility="private").success(
+    run.click(h.check_generate, inputs, None, preprocess=False, api_visibility="private").success(
         h.generate, inputs, [download, scores, notes, last], api_name="generate", preprocess=False,
         concurrency_id=MODEL_GROUP,
         api_description="prompts (one per line), seed, truncation, images per prompt, checkpoint, best of N -> "
@@ -155,7 +156,7 @@ def _compare_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
     ckpts.change(h.prompt_sets, ckpts, sets, api_visibility="private", queue=False, preprocess=False)
     sets.input(h.use_prompts, sets, prompts, api_visibility="private", queue=False, preprocess=False)
     inputs = [prompts, ui.seed, ui.psi, ui.n, ckpts]
-    run.click(h.check_compare, inputs, None, preprocess=False, queue=False, api_visibility="private").success(
+    run.click(h.check_compare, inputs, None, preprocess=False, api_visibility="private").success(
         h.compare, inputs, [*grids, *heads, *feet, summary], api_name="compare", preprocess=False,
         concurrency_id=MODEL_GROUP,
         api_description="prompts, seed, truncation, images per prompt, list of 2-4 checkpoints -> "
@@ -189,7 +190,7 @@ def _interpolate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
                              elem_id="interp-strip")
             notes = gr.Markdown(label="notes", elem_id="interp-notes")
     inputs = [mode, a, b, sa, sb, frames, psi, ckpt]
-    run.click(h.check_interpolate, inputs, None, preprocess=False, queue=False, api_visibility="private").success(
+    run.click(h.check_interpolate, inputs, None, preprocess=False, api_visibility="private").success(
         h.interpolate, inputs, [anim, strip, notes], api_name="interpolate", preprocess=False,
         concurrency_id=MODEL_GROUP,
         api_description="mode (prompts|seeds|both), prompt A, prompt B, seed A, seed B, frames, truncation, "

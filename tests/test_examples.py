@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from demo.examples import compare_default
+from demo.examples import compare_default, prompt_sets
 from demo.registry import CheckpointInfo
 
 
@@ -25,3 +25,23 @@ def test_compare_default_follows_the_dataset_that_has_two_checkpoints():
     assert picked == ["emoji-32", "emoji-32-early"]
     assert "red heart" in prompts.splitlines()
     assert compare_default({}) == ([], "")
+
+
+def test_compare_default_makes_up_a_pair_when_no_dataset_has_two():
+    found = {c.name: c for c in (info("emoji-32", "emoji", 9000), info("shapes-32", "shapes", 8000))}
+    picked, prompts = compare_default(found)
+    assert picked == ["shapes-32", "emoji-32"]  # shapes on the tie, then the most trained other
+    assert prompts.splitlines()[0] == "a large red circle at the top left"
+    assert compare_default({"emoji-32": found["emoji-32"]}) == (["emoji-32"], "red heart\ngrinning face, google style")
+
+
+def test_prompt_sets_offer_each_picked_datasets_curated_prompts():
+    found = {c.name: c for c in (info("emoji-32", "emoji", 9000), info("shapes-32", "shapes", 8000),
+                                 info("shapes-32-early", "shapes", 2000))}
+    assert [label for label, _ in prompt_sets(found, ["shapes-32", "shapes-32-early"])] == [
+        "Shapes: position, size, count", "Shapes: relations"]
+    sets = prompt_sets(found, ["emoji-32", "shapes-32"])
+    assert [label for label, _ in sets] == ["Emoji: styles", "Emoji: objects", "Shapes: position, size, count",
+                                            "Shapes: relations"]
+    assert sets[0][1] == "red heart\ngrinning face, google style\nthumbs up, twitter style"
+    assert prompt_sets(found, ["gone"]) == []
