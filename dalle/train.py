@@ -169,6 +169,8 @@ class Trainer:
             raise ValueError(f"recon must be 'prior', 'posterior' or 'none', got {cfg.recon!r}")
         if cfg.recon_loss not in ("l1", "l2"):
             raise ValueError(f"recon_loss must be 'l1' or 'l2', got {cfg.recon_loss!r}")
+        if cfg.recon_candidates > 1 and cfg.recon != "prior":
+            raise ValueError("--recon-candidates picks among prior draws, so it needs --recon prior")
         if not 0.0 <= cfg.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {cfg.hard_negatives}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
@@ -280,6 +282,20 @@ class Trainer:
                      match_acc=(m_real > m_wrong).float().mean().item())
         return stats
 
+    @torch.no_grad()
+    def _nearest_z(self, eps: torch.Tensor, text: TextCondition, target: torch.Tensor) -> torch.Tensor:
+        """For each real image [B, 3, R, R], the z among `recon_candidates` prior draws whose image is
+        nearest to it in pixels -> z [B, z_dim]. Reconstructing from that z (implicit maximum likelihood,
+        Li & Malik 2018) pulls every seed toward one real layout, never toward the mean of the layouts
+        a caption allows."""
+        k, b = self.cfg.recon_candidates, target.shape[0]
+        zs = torch.stack([self._noise(b)[0] for _ in range(k)])  # [K, B, z_dim]
+        idx = torch.arange(b, device=self.device).repeat(k)  # candidate j of image i sits at j * B + i
+        with self._autocast():
+            images = self.G(zs.flatten(0, 1), text[idx], eps=eps[idx])[0].float()
+        dist = (images - target[idx]).pow(2).flatten(1).mean(1).view(k, b)
+        return zs[dist.argmin(0), torch.arange(b, device=self.device)]
+
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
                 ) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
@@ -293,6 +309,8 @@ class Trainer:
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
             text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
         z, eps = self._noise(b)
+        if cfg.recon == "prior" and cfg.recon_candidates > 1:
+            z = self._nearest_z(eps, text, target)
         n_rec = b if cfg.recon == "prior" else (b // 2 if cfg.recon == "posterior" else 0)  # images with a target
         with self._autocast():
             if cfg.recon == "posterior":  # the first half draws z from q(z | x, t) of its real image, the rest from N(0, I)

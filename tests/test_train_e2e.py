@@ -390,3 +390,27 @@ def test_two_ranks_on_half_batches_get_the_gradients_of_one_rank_on_the_whole_ba
     assert scale > 1e-3  # the comparison is not between zeros
     errors = {name: ((reduced[name] - grad).abs().max() / scale).item() for name, grad in whole.items()}
     assert max(errors.values()) < 1e-5, max(errors.items(), key=lambda kv: kv[1])
+
+
+def test_nearest_z_reconstructs_from_the_closest_of_k_draws(tmp_path, cache):
+    """recon_candidates=K: for each real image the G step uses the z whose image is nearest to it, out of K draws."""
+    t = tiny_trainer(tmp_path / "run", cache, recon_candidates=4)
+    t.autocast = False  # fp32 both here and in the replay below, so the nearest draw is the same one
+    real, text, _, _ = t._batch()
+    eps = torch.zeros(real.shape[0], TINY_MODEL.cond_dim)
+    state = t.torch_rng.get_state()
+    chosen = t._nearest_z(eps, text, real)
+    t.torch_rng.set_state(state)
+    draws = torch.stack([t._noise(real.shape[0])[0] for _ in range(4)])  # the same K draws, replayed
+    with torch.no_grad():
+        dists = torch.stack([(t.G(z, text, eps=eps)[0].float() - real).pow(2).flatten(1).mean(1) for z in draws])
+    best = dists.argmin(0)
+    assert torch.equal(chosen, draws[best, torch.arange(real.shape[0])])
+    assert (dists.min(0).values <= dists.mean(0)).all()
+    stats = t.train_step()
+    assert math.isfinite(stats["recon"])
+
+
+def test_recon_candidates_need_prior_reconstruction(tmp_path, cache):
+    with pytest.raises(ValueError, match="recon-candidates"):
+        tiny_trainer(tmp_path / "run", cache, recon_candidates=4, recon="posterior")
