@@ -8,6 +8,7 @@ Modules, one concept each:
     render       post-processing for display (upscaling, captions, tables, GIFs, download files)
     model_card   config, metrics.json, README.md and log.csv curves of a checkpoint
     examples     curated examples, each with the checkpoint that draws it best
+    judge        the Compare tab's common judge (evaluator cosine for emoji, shapes checker for shapes)
     handlers     event handlers: service results -> Gradio values, errors -> gr.Error
     layout       the Blocks
 """

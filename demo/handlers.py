@@ -112,6 +112,7 @@ class Handlers:
         path = self.outputs.write(f"{gen.checkpoint}-seed{gen.seed}", "png", gen.png())
         return path, render.score_table(gen), _notes(gen), gen
 
+    @user_errors
     def show_generation(self, gen: Generation | None, adjusted: Any) -> tuple:
         """(labelled display grid file, gallery of (image, caption), notes with what the UI adjusted)."""
         if gen is None:

@@ -1,8 +1,12 @@
 """The Blocks: four tabs (Generate, Compare, Interpolate, Model card) wired to `Handlers`.
 
 Model events run with `preprocess=False`: the service validates raw values itself, so
-the API and the UI get the same clear messages. They share one concurrency group.
-Every component a test or a user script needs has an `elem_id`.
+the API and the UI get the same clear messages. They share one concurrency group. In the
+UI each first runs its check, an event without outputs: a refusal is then one message and
+the last results stay on screen. `generate` returns one file (the grid PNG) to the API;
+the UI's labelled grid and gallery come from a second, UI-only event.
+Every component a test or a user script needs has an `elem_id`; no label or button is
+drawn over an image.
 """
 
 from __future__ import annotations
