@@ -15,6 +15,7 @@ Other datasets get no common judge (`Verdict.score` is None, and `judge` says wh
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dalle.text_encoder import TextEncoder
 
 from .results import Generation
 
+log = logging.getLogger(__name__)
 EVALUATOR_FOLDER = "evaluator"  # inside the checkpoints folder
 EVALUATOR_JUDGE = "evaluator cosine (image vs prompt)"
 SHAPES_JUDGE = "shapes checker (share of images exactly right)"
@@ -64,8 +66,9 @@ class CommonJudge:
             if self._evaluator is None and self._error is None:
                 try:
                     self._evaluator = load_evaluator(self.evaluator_dir)
-                except (EvaluatorError, KeyError, TypeError, ValueError) as e:
-                    self._error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                except (EvaluatorError, KeyError, TypeError, ValueError) as e:  # the page names no server path
+                    log.warning("no common judge for emoji: %s", str(e).splitlines()[0] if str(e) else type(e))
+                    self._error = f"no usable evaluator in the checkpoints folder's {self.evaluator_dir.name}/"
             return self._evaluator
 
     def covers(self) -> str | None:
@@ -81,7 +84,7 @@ class CommonJudge:
             return self._shapes(gen)
         if dataset and dataset == self.covers():
             return self._cosine(gen)
-        reason = f"no evaluator loaded ({self._error})" if self._error else f"the evaluator does not cover {dataset!r}"
+        reason = self._error or f"the evaluator does not cover {dataset!r}"
         return Verdict(f"none: {reason}", None, 0)
 
     def _cosine(self, gen: Generation) -> Verdict:
