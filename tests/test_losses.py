@@ -194,6 +194,10 @@ def test_diversity_loss_known_values_and_cap():
     assert losses.g_diversity_loss(a, b, za, zb, cap=0.15).item() == pytest.approx(-(0.1 + 0.15) / 2, rel=1e-5)
     # the ratio, not the distance: twice the noise distance halves it
     assert losses.g_diversity_loss(a, b, za, za + 2 * (zb - za), cap=0.3).item() == pytest.approx(-0.075, rel=1e-5)
+    # and half of it doubles it: ratios 0.2 and 0.4, the second capped at 0.3
+    assert losses.g_diversity_loss(a, b, za, za + (zb - za) / 2, cap=0.3).item() == pytest.approx(-0.25, rel=1e-5)
+    # the same noise twice: no division by zero, the ratio is simply at the cap
+    assert losses.g_diversity_loss(a, b, za, za, cap=0.3).item() == pytest.approx(-0.3, rel=1e-6)
 
 
 def test_diversity_loss_pushes_images_apart_until_the_cap():

@@ -83,3 +83,193 @@ def test_seen_evaluation_scenes_are_not_the_training_stream():
     same = sum(a.caption == b.caption and a.shapes == b.shapes for a, b in zip(evaluation, training))
     assert same == 0
     assert sc.seen_scenes(200, seed=0)[0].shapes == evaluation[0].shapes  # still a fixed, reproducible set
+
+
+# ---------------------------------------------------------------------- measurements with known answers
+RED, BLUE = np.array(sc.COLORS["red"], np.uint8), np.array(sc.COLORS["blue"], np.uint8)
+
+
+def canvas(res: int = 32) -> np.ndarray:
+    return np.full((res, res, 3), 255, np.uint8)
+
+
+def test_measurements_of_a_solid_rectangle_next_to_another_colour():
+    img = canvas()
+    img[4:12, 10:22] = RED  # 8 rows x 12 columns
+    img[4:12, 22:26] = BLUE  # touching on the right: its pixels are not the red object's
+    red, blue = sorted(sc.detect_objects(img), key=lambda o: o.color != "red")
+    assert (red.color, red.shape, red.cell) == ("red", "square", "top")
+    assert red.area == pytest.approx(96 / 1024) and red.extent == pytest.approx(12 / 32)
+    assert (red.cx, red.cy) == (pytest.approx(16 / 32), pytest.approx(8 / 32))
+    assert red.fill == pytest.approx(1.0) and red.skew == pytest.approx(0.0, abs=1e-9)
+    assert blue.area == pytest.approx(32 / 1024) and blue.cx == pytest.approx(24 / 32)
+    assert [o.color for o in sc.detect_objects(img)] == ["red", "blue"]  # largest first
+    assert red.to_dict() == {"color": "red", "shape": "square", "size": "large", "cell": "top", "cx": 0.5,
+                             "cy": 0.25, "area": 0.0938, "extent": 0.375, "fill": 1.0, "skew": 0.0}
+
+
+def test_skew_of_a_two_row_shape_and_a_flat_line():
+    img = canvas()
+    img[10, 14:16] = RED  # 2 pixels above 6: mass weights 1 : 3 on two rows
+    img[11, 12:18] = RED
+    (obj,) = sc.detect_objects(img)
+    # deviations -0.75 and +0.25 rows: variance 0.1875, third moment -0.09375 -> skew -0.09375 / 0.1875**1.5
+    assert obj.skew == pytest.approx(-2 / 3 ** 0.5)
+    line = canvas()
+    line[20, 4:16] = BLUE  # one row: zero variance, skew defined as 0
+    (obj,) = sc.detect_objects(line)
+    assert obj.skew == 0.0 and obj.fill == pytest.approx(1.0)
+
+
+def test_corner_pixels_connect_and_edges_are_kept():
+    img = canvas()
+    img[0:4, 0:4] = RED  # at the canvas corner
+    img[4:8, 4:8] = RED  # touching the first block at one corner only: 8-connected, one object
+    (obj,) = sc.detect_objects(img)
+    assert obj.area == pytest.approx(32 / 1024) and (obj.cx, obj.cy) == (pytest.approx(4 / 32), pytest.approx(4 / 32))
+
+
+def test_specks_below_min_area_are_ignored_and_do_not_hide_later_objects():
+    img = canvas()
+    img[1, 1:3] = RED  # 2 pixels: noise, found first in scan order
+    img[10:18, 10:18] = RED
+    (obj,) = sc.detect_objects(img)
+    assert obj.area == pytest.approx(64 / 1024)
+    exactly = canvas(20)
+    exactly[5, 5:7] = RED  # 2 pixels of 400 = 0.005
+    assert len(sc.detect_objects(exactly, min_area=0.005)) == 1  # at the limit: kept
+    assert sc.detect_objects(exactly, min_area=0.0051) == []
+
+
+def test_size_split_and_threshold_are_used():
+    img = canvas(20)
+    img[2:9, 2:9] = BLUE  # 7 of 20 pixels: extent 0.35, above the 0.3 split between small (0.2) and large (0.4)
+    assert sc.detect_objects(img)[0].size == "large"
+    img = canvas(20)
+    img[2:7, 2:7] = BLUE  # 0.25: small
+    assert sc.detect_objects(img)[0].size == "small"
+    img[2:7, 2:7] = (BLUE.astype(int) + 40).clip(0, 255)  # 40 * sqrt(3) ~ 69 RGB units from blue
+    assert sc.detect_objects(img) == [] and len(sc.detect_objects(img, threshold=80)) == 1
+
+
+def test_detect_objects_refuses_other_shapes():
+    for bad in (np.zeros((32, 31, 3), np.uint8), np.zeros((32, 32, 4), np.uint8), np.zeros((32, 32), np.uint8)):
+        with pytest.raises(ValueError, match=r"expected a square RGB image \[R, R, 3\]"):
+            sc.detect_objects(bad)
+
+
+def test_colour_label_threshold_is_strict():
+    white = len(sc.COLOR_NAMES)
+    at = np.array([[[255 - 60, 255, 255]]], np.uint8)  # exactly COLOR_THRESHOLD from white
+    inside = np.array([[[255 - 59, 255, 255]]], np.uint8)
+    assert sc.color_labels(at)[0, 0] == -1 and sc.color_labels(inside)[0, 0] == white
+
+
+def test_cells_clamp_at_the_canvas_edge():
+    assert sc.cell_of(1.0, 1.0) == "bottom right" and sc.cell_of(1.0, 0.0) == "top right"
+    assert sc.cell_of(-0.01, 0.5) == "left" and sc.cell_of(0.5, 1.2) == "bottom"
+
+
+def test_shape_prototypes_weigh_fill_and_skew_by_their_scales():
+    # (fill, skew) = (0.7, -0.2): circle ((0.7-0.785)/0.15)^2 + (0.2/0.2)^2 = 1.32;
+    # triangle (0.2/0.15)^2 + (0.366/0.2)^2 = 5.13; square (0.3/0.15)^2 + 1 = 5: circle
+    assert sc._classify_shape(0.7, -0.2) == "circle"
+    # (0.62, -0.3): circle 1.21 + 2.25 = 3.46; triangle 0.64 + 1.77 = 2.41: triangle (fill alone says circle)
+    assert sc._classify_shape(0.62, -0.3) == "triangle"
+    # (0.9, 0.0): circle 0.59, square 0.44: square
+    assert sc._classify_shape(0.9, 0.0) == "square"
+
+
+# ---------------------------------------------------------------------- judging, table of known answers
+def obj(color: str, shape: str, size: str = "small", cell: str = "center") -> sc.DetectedObject:
+    return sc.DetectedObject(color, shape, size, cell, 0.5, 0.5, 0.04, 0.2, 1.0, 0.0)
+
+
+T, F, N = True, False, None
+KEYS = ("colour_shape", "position", "size", "relation", "count", "colour_shape_position", "exact")
+JUDGE_CASES = [
+    ("a large red circle at the top left", [obj("red", "circle", "large", "top left")], (T, T, T, N, T, T, T)),
+    ("a large red circle at the top left", [obj("red", "circle", "small", "top left")], (T, T, F, N, T, T, F)),
+    ("a large red circle at the top left", [obj("red", "circle", "large", "center")], (T, F, T, N, T, F, F)),
+    ("a large red circle at the top left", [obj("blue", "circle", "large", "top left")], (F, T, T, N, T, F, F)),
+    ("a large red circle at the top left", [obj("red", "circle", "large", "top left"), obj("blue", "square")],
+     (T, T, T, N, F, T, F)),
+    ("a large red circle at the top left", [], (F, F, F, N, F, F, F)),
+    ("a red circle", [obj("red", "circle")], (T, N, N, N, T, N, T)),
+    ("a red circle", [obj("red", "square")], (F, N, N, N, T, N, F)),
+    ("a red circle left of a blue square", [obj("red", "circle", cell="left"), obj("blue", "square", cell="right")],
+     (T, N, N, T, T, N, T)),
+    ("a red circle left of a blue square", [obj("red", "circle", cell="right"), obj("blue", "square", cell="left")],
+     (T, N, N, F, T, N, F)),
+    ("a red circle left of a blue square", [obj("red", "circle", cell="left"), obj("blue", "square", cell="right"),
+                                            obj("green", "triangle")], (T, N, N, T, F, N, F)),
+    ("a red circle left of a blue square", [obj("red", "circle", cell="left")], (F, N, N, F, F, N, F)),
+    ("a red circle left of a blue square", [obj("red", "circle", cell="left"), obj("green", "triangle", cell="right")],
+     (F, N, N, F, T, N, F)),
+    ("two red circles", [obj("red", "circle"), obj("red", "circle", cell="left")], (T, N, N, N, T, N, T)),
+    ("two red circles", [obj("red", "circle")], (T, N, N, N, F, N, F)),
+    ("two red circles", [obj("red", "circle"), obj("blue", "circle")], (F, N, N, N, T, N, F)),
+    ("two red circles", [], (F, N, N, N, F, N, F)),
+]
+
+
+@pytest.mark.parametrize("caption, objects, expected", JUDGE_CASES)
+def test_judge_known_answers(caption, objects, expected):
+    assert sc.judge(objects, sc.parse_caption(caption)) == dict(zip(KEYS, expected))
+
+
+def test_check_takes_a_caption_or_a_parsed_spec():
+    img = render([Shape("red", "circle", "large", "top left")], 64)
+    spec = sc.parse_caption("a large red circle at the top left")
+    assert sc.check(img, spec) == sc.check(img, "a large red circle at the top left") == dict(zip(KEYS, JUDGE_CASES[0][2]))
+
+
+def test_parse_caption_error_names_the_caption():
+    with pytest.raises(ValueError, match="not a shapes-world caption: 'a dog'"):
+        sc.parse_caption("a dog")
+
+
+# ---------------------------------------------------------------------- prompt sets
+def test_seen_scenes_respect_the_holdout():
+    scenes = sc.seen_scenes(300, seed=2, holdout=(("red", "circle"),))
+    assert not any((s.color, s.shape) == ("red", "circle") for scene in scenes for s in scene.shapes)
+    default = sc.seen_scenes(300, seed=2)
+    assert any((s.color, s.shape) == ("red", "circle") for scene in default for s in scene.shapes)
+
+
+def test_heldout_scenes_cycle_the_pairs_and_state_size_and_cell():
+    holdout = (("purple", "triangle"), ("orange", "circle"))
+    scenes = sc.heldout_scenes(6, seed=4, holdout=holdout)
+    assert [(s.shapes[0].color, s.shapes[0].shape) for s in scenes] == list(holdout) * 3
+    for s in scenes:
+        (shape,) = s.shapes
+        assert s.kind == "single" and s.caption == single_caption(shape.color, shape.shape, shape.size, shape.cell)
+        assert abs(shape.dx) <= sc.JITTER and abs(shape.dy) <= sc.JITTER and (shape.dx, shape.dy) != (0, 0)
+        assert sc.check(render(s.shapes, 64), s.caption)["exact"]
+    assert [s.caption for s in sc.heldout_scenes(6, seed=4, holdout=holdout)] == [s.caption for s in scenes]
+    assert [s.shapes for s in sc.heldout_scenes(6, seed=5, holdout=holdout)] != [s.shapes for s in scenes]
+    assert len({s.caption for s in sc.heldout_scenes(40, seed=4, holdout=holdout)}) > 10  # sizes and cells vary
+
+
+@pytest.mark.parametrize("caption", ["a small red circle at the top left", "a large blue square", "a green triangle",
+                                     "a red circle left of a blue square", "a yellow square above a black circle",
+                                     "two red circles", "three blue triangles"])
+def test_scene_for_spec_fits_its_caption(caption):
+    spec = sc.parse_caption(caption)
+    rng = random.Random(0)
+    scenes = [sc.scene_for_spec(spec, rng) for _ in range(12)]
+    for shapes in scenes:
+        assert sc.check(render(shapes, 64), caption)["exact"], (caption, shapes)
+        assert all(abs(s.dx) <= sc.JITTER and abs(s.dy) <= sc.JITTER for s in shapes)
+    if spec.kind == "single":
+        assert all(len(s) == 1 and (s[0].color, s[0].shape) == spec.objects[0] for s in scenes)
+        for attr, stated in (("size", spec.size), ("cell", spec.cell)):
+            values = {getattr(s[0], attr) for s in scenes}
+            assert values == {stated} if stated else len(values) > 1  # unstated: drawn
+    elif spec.kind == "pair":
+        assert all([(a.color, a.shape), (b.color, b.shape)] == spec.objects and a.size == b.size == "small"
+                   for a, b in scenes)
+        assert len({(a.cell, b.cell) for a, b in scenes}) > 1
+    else:
+        assert all(len(s) == spec.count and len({x.cell for x in s}) == spec.count for s in scenes)
+        assert all(x.size == "small" for s in scenes for x in s)

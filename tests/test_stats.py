@@ -39,13 +39,16 @@ def test_auroc_known_values():
     assert auroc([1, 3], [0, 2]) == pytest.approx(0.75)
     # ties count one half: (1 vs 1) = 0.5, (2 vs 1) = 1 -> 0.75
     assert auroc([1, 2], [1]) == pytest.approx(0.75)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one positive and one negative"):
         auroc([], [1])
 
 
 def test_mean_pairwise_distance():
     x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])
     assert mean_pairwise_distance(x) == pytest.approx((5 + 0 + 5) / 3)
+    assert mean_pairwise_distance(x[:2]) == pytest.approx(5.0)  # two rows: one pair
+    with pytest.raises(ValueError, match="need at least two rows"):
+        mean_pairwise_distance(x[:1])
 
 
 def test_auroc_by_verdict():
@@ -57,8 +60,10 @@ def test_auroc_by_verdict():
     assert auroc_by_verdict([0.9, 0.5, 0.3, 0.95], [True, False, True, False]) == pytest.approx(0.25)
     assert auroc_by_verdict([0.1, 0.2], [True, True]) is None
     assert auroc_by_verdict([0.1, 0.2], [False, False]) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2 scores but 1 verdicts"):
         auroc_by_verdict([0.1, 0.2], [True])
+    # verdicts as 0/1 integers are verdicts, not row indices
+    assert auroc_by_verdict([0.9, 0.5, 0.3, 0.95], [1, 0, 1, 0]) == pytest.approx(0.25)
 
 
 def test_mean_and_ci_known_values():
@@ -68,6 +73,7 @@ def test_mean_and_ci_known_values():
     out = mean_and_ci(np.array([0, 0, 1, 1]))
     assert out["mean"] == 0.5 and out["n"] == 4
     assert out["ci95"] == pytest.approx(1.96 * (1 / 3) ** 0.5 / 2)
+    assert mean_and_ci(np.array([0.0, 1.0]))["ci95"] == pytest.approx(1.96 * 0.5 ** 0.5 / 2 ** 0.5)  # two values
     assert mean_and_ci(np.array([0.25])) == {"mean": 0.25, "ci95": None, "n": 1}  # no spread from one value
     assert mean_and_ci(np.array([])) == {"mean": None, "ci95": None, "n": 0}
 
@@ -81,8 +87,8 @@ def test_distractors_are_distinct_other_labels_and_seeded():
     assert np.array_equal(dis, draw_distractors(["a", "b"], labels, 4, seed=0))
     assert not all(np.array_equal(draw_distractors(["a", "b"], labels, 4, seed=s), dis) for s in range(1, 6))
     assert set(draw_distractors(["a"], labels, 5, seed=0)[0]) == {1, 2, 4, 5, 6}  # every candidate
-    with pytest.raises(ValueError):
-        draw_distractors(["a"], labels, 6, seed=0)  # only 5 images carry another label
+    with pytest.raises(ValueError, match="only 5 candidates with another label; need 6"):
+        draw_distractors(["a"], labels, 6, seed=0)
 
 
 def test_r_precision_tie_is_a_miss_and_a_better_distractor_wins():
