@@ -251,6 +251,10 @@ def test_conditional_centre_known_answer():
     assert torch.equal(g.mapping.conditional_center(text[1:2], num_samples=n, seed=seed), center[1:2])
     assert torch.equal(g.mapping.conditional_center(text[[2, 0]], num_samples=n, seed=seed), center[[2, 0]])
     assert not torch.allclose(g.mapping.conditional_center(text, num_samples=n, seed=seed + 1), center, atol=1e-4)
+    # the defaults the pipeline relies on: 256 draws from seed 0 (docs/design.md)
+    assert torch.equal(g.mapping.conditional_center(text), g.mapping.conditional_center(text, num_samples=256, seed=0))
+    assert not torch.equal(g.mapping.conditional_center(text), g.mapping.conditional_center(text, 257, 0))
+    assert not torch.equal(g.mapping.conditional_center(text), g.mapping.conditional_center(text, 256, 1))
 
 
 def test_scores_are_sigmoids_of_the_logits():

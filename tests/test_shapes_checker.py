@@ -178,6 +178,29 @@ def test_shape_prototypes_weigh_fill_and_skew_by_their_scales():
     assert sc._classify_shape(0.62, -0.3) == "triangle"
     # (0.9, 0.0): circle 0.59, square 0.44: square
     assert sc._classify_shape(0.9, 0.0) == "square"
+    # (0.5, -0.25): circle 3.61 + 1.56 = 5.17; triangle 0 + 2.50: triangle (skew alone says circle)
+    assert sc._classify_shape(0.5, -0.25) == "triangle"
+    # (0.6, -0.253): circle 1.52 + 1.60 = 3.12; triangle 0.44 + 2.45 = 2.89: triangle, by the fill scale 0.15
+    assert sc._classify_shape(0.6, -0.253) == "triangle"
+
+
+def coverage(pixel, colour) -> float:
+    """How far a pixel lies from white toward a palette colour, as the checker measures it (unclipped)."""
+    v = 255.0 - np.asarray(colour, float)
+    return float((255.0 - np.asarray(pixel, float)) @ v / (v @ v))
+
+
+def test_coverage_is_clipped_to_one_and_reaches_diagonal_neighbours():
+    img = canvas()
+    dark = (200, 0, 0)  # within COLOR_THRESHOLD of red, but darker: unclipped coverage above 1
+    assert coverage(dark, sc.COLORS["red"]) > 1.1
+    img[8:16, 8:16] = dark
+    (obj,) = sc.detect_objects(img)
+    assert obj.area * 32**2 == pytest.approx(64.0)  # each pixel counts at most once
+    faint = (240, 150, 150)  # unlabelled (far from red and from white), partly red
+    img[16, 16] = faint  # touches the block at its corner only
+    (obj,) = sc.detect_objects(img)
+    assert obj.area * 32**2 == pytest.approx(64.0 + coverage(faint, sc.COLORS["red"]))
 
 
 # ---------------------------------------------------------------------- judging, table of known answers
@@ -246,6 +269,9 @@ def test_heldout_scenes_cycle_the_pairs_and_state_size_and_cell():
         assert s.kind == "single" and s.caption == single_caption(shape.color, shape.shape, shape.size, shape.cell)
         assert abs(shape.dx) <= sc.JITTER and abs(shape.dy) <= sc.JITTER and (shape.dx, shape.dy) != (0, 0)
         assert sc.check(render(s.shapes, 64), s.caption)["exact"]
+    many = [s.shapes[0] for s in sc.heldout_scenes(40, seed=4, holdout=holdout)]
+    assert min(s.dx for s in many) < 0 < max(s.dx for s in many) and min(s.dy for s in many) < 0 < max(s.dy for s in many)
+    assert len({(s.dx, s.dy) for s in many}) == 40 and any(s.dx != s.dy for s in many)
     assert [s.caption for s in sc.heldout_scenes(6, seed=4, holdout=holdout)] == [s.caption for s in scenes]
     assert [s.shapes for s in sc.heldout_scenes(6, seed=5, holdout=holdout)] != [s.shapes for s in scenes]
     assert len({s.caption for s in sc.heldout_scenes(40, seed=4, holdout=holdout)}) > 10  # sizes and cells vary
@@ -261,6 +287,10 @@ def test_scene_for_spec_fits_its_caption(caption):
     for shapes in scenes:
         assert sc.check(render(shapes, 64), caption)["exact"], (caption, shapes)
         assert all(abs(s.dx) <= sc.JITTER and abs(s.dy) <= sc.JITTER for s in shapes)
+    every = [s for shapes in scenes for s in shapes]
+    for attr in ("dx", "dy"):  # jitter drawn for every shape, both signs
+        values = [getattr(s, attr) for s in every]
+        assert min(values) < 0 < max(values) and all(v != 0 for v in values)
     if spec.kind == "single":
         assert all(len(s) == 1 and (s[0].color, s[0].shape) == spec.objects[0] for s in scenes)
         for attr, stated in (("size", spec.size), ("cell", spec.cell)):
