@@ -10,7 +10,7 @@ set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mutmut="$root/.venv/bin/mutmut"
-[ -x "$mutmut" ] || { echo "error: $mutmut is missing: .venv/bin/pip install mutmut" >&2; exit 2; }
+[ -x "$mutmut" ] || { echo "error: $mutmut is missing: .venv/bin/pip install -r requirements-dev.txt" >&2; exit 2; }
 [ $# -gt 0 ] || set -- losses stats generator checker
 
 for module in "$@"; do
