@@ -2,15 +2,18 @@
 
 import json
 import shutil
+from pathlib import Path
 
 from dalle.model_card import render_model_card
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 def _folder_with(tmp_path, source: str, disc_update: dict):
     folder = tmp_path / source
     folder.mkdir()
-    shutil.copy(f"checkpoints/{source}/config.json", folder / "config.json")
-    metrics = json.loads(open(f"checkpoints/{source}/metrics.json", encoding="utf-8").read())
+    shutil.copy(CHECKPOINTS / source / "config.json", folder / "config.json")
+    metrics = json.loads((CHECKPOINTS / source / "metrics.json").read_text(encoding="utf-8"))
     metrics["discriminator"].update(disc_update)
     (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     return folder
@@ -40,12 +43,12 @@ def test_card_says_when_the_generated_match_score_was_not_measured(tmp_path):
 def test_results_table_names_the_google_twitter_distance_apart_from_diversity():
     from dalle.evaluation.report import format_table, results_table
 
-    metrics = json.loads(open("checkpoints/emoji-32/metrics.json", encoding="utf-8").read())
+    metrics = json.loads((CHECKPOINTS / "emoji-32" / "metrics.json").read_text(encoding="utf-8"))
     metrics["diversity"] = {**metrics["diversity"], "generated": 0.1234}
     metrics["diversity"].pop("real", None)
     metrics["style_distance"] = {"google_twitter": 0.6543}
     metrics["discriminator"].update(generated_match_auroc=0.7777, generated_match_n_correct=9, generated_match_n_wrong=3)
-    config = json.loads(open("checkpoints/emoji-32/config.json", encoding="utf-8").read())
+    config = json.loads((CHECKPOINTS / "emoji-32" / "config.json").read_text(encoding="utf-8"))
     header, _, row, *targets = results_table([metrics], [config]).splitlines()
     assert targets[-1].startswith("- `emoji-32`: ") and "targets met" in targets[-1]
     assert "| seed diversity |" in header and "match AUROC, real / generated images" in header
@@ -58,7 +61,7 @@ def test_results_table_names_the_google_twitter_distance_apart_from_diversity():
 def test_targets_are_met_at_the_bound_and_not_beyond():
     from dalle.evaluation.report import target_lines
 
-    m = json.loads(open("checkpoints/shapes-32/metrics.json", encoding="utf-8").read())
+    m = json.loads((CHECKPOINTS / "shapes-32" / "metrics.json").read_text(encoding="utf-8"))
     cell = m["alignment"]["generated"]["seen"]["single"]["colour_shape_position"]
     cell["accuracy"] = 0.95
     assert "colour+shape+position, seen 0.950 (met: >= 0.95)" in target_lines(m)[0]
@@ -67,7 +70,7 @@ def test_targets_are_met_at_the_bound_and_not_beyond():
     m["discriminator"]["generated_match_auroc"] = None
     assert "match AUROC, generated images - (not measured: >= 0.8)" in target_lines(m)[0]
 
-    e = json.loads(open("checkpoints/emoji-32/metrics.json", encoding="utf-8").read())
+    e = json.loads((CHECKPOINTS / "emoji-32" / "metrics.json").read_text(encoding="utf-8"))
     e["fid"]["generated"] = 5 * e["fid"]["floor_matched"]
     assert "evaluator FID / floor 5.000 (met: <= 5)" in target_lines(e)[0]
     e["fid"]["generated"] = 5.01 * e["fid"]["floor_matched"]

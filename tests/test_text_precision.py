@@ -3,6 +3,7 @@ prompt alone in fp32. These tests measure how far apart the two are, at the text
 conditioning code and in the checker's verdict on the images (docs/design.md, "Text encodings")."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +16,13 @@ from dalle.pipeline import TextToImagePipeline, seed_latents
 from dalle.text_encoder import TextCondition, encode_captions_cached
 
 N_CAPTIONS = 120
+SHAPES_32 = Path(__file__).resolve().parents[1] / "checkpoints" / "shapes-32"
 
 
 @pytest.fixture(scope="module")
 def both_encodings(tmp_path_factory):
     """(pipeline, captions, training-path TextCondition, inference-path TextCondition)."""
-    pipe = TextToImagePipeline.from_pretrained("checkpoints/shapes-32", device="cpu")
+    pipe = TextToImagePipeline.from_pretrained(SHAPES_32, device="cpu")
     rng = random.Random(5)
     captions = list(dict.fromkeys(sample_scene(rng).caption for _ in range(N_CAPTIONS)))
     length = pipe.model_config.max_tokens
