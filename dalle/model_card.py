@@ -103,7 +103,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     ]
     if metrics:
         parts += [f"Measured by `python -m dalle evaluate checkpoints/{name} --out checkpoints/{name}/metrics.json` "
-                  f"(seed {metrics.get('measured', {}).get('seed', 0)}); the full record is `metrics.json`.", "",
+                  f"(seed {metrics.get('run', {}).get('seed', 0)}); the full record is `metrics.json`.", "",
                   "```", format_table(metrics), "```", "", "### How far to trust the discriminator's scores", "",
                   *trust_lines(metrics)]
     else:

@@ -76,3 +76,11 @@ def test_targets_are_met_at_the_bound_and_not_beyond():
     e["fid"]["generated"] = 5.01 * e["fid"]["floor_matched"]
     line = target_lines(e)[0]
     assert "evaluator FID / floor 5.010 (not met: <= 5)" in line and "2 of 3 targets met" in line
+
+
+def test_card_quotes_the_seed_the_metrics_were_measured_with(tmp_path):
+    folder = _folder_with(tmp_path, "shapes-32", {})
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    metrics["run"]["seed"] = 7
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    assert "(seed 7); the full record is `metrics.json`" in render_model_card(folder, [])
