@@ -35,3 +35,12 @@ def test_readme_prose_quotes_no_metric():
     pattern = r"\b0\.\d{2,}|\b\d+(\.\d+)? ?(×(?!\d)|x\b|%|ms\b|img/s|images/s)"  # 3×3 is a size, not a ratio
     found = [m.group(0) for m in re.finditer(pattern, text)]
     assert not found, found
+
+
+def test_regenerate_script_covers_every_shipped_checkpoint_in_readme_order():
+    script = (REPO / "scripts" / "regenerate.sh").read_text(encoding="utf-8")
+    listed = re.search(r"^checkpoints=\(([^)]*)\)", script, flags=re.M).group(1).split()
+    shipped = sorted(p.parent.name for p in (REPO / "checkpoints").glob("*/generator.safetensors"))
+    assert sorted(listed) == shipped
+    block = _readme().split(START, 1)[1].split(END, 1)[0]
+    assert re.findall(r"^\| `([^`]+)` \|", block, flags=re.M) == listed
