@@ -224,9 +224,14 @@ class ColourEvaluator(torch.nn.Module):
     text_encoder_name = HashTextEncoder.name
 
     def __init__(self, caption_labels: list[int]):
+        from dalle.evaluation.emoji_data import heldout_labels_sha256
+
         super().__init__()
         self.arch = type("Arch", (), {"embed_dim": N_LABELS + 1})()
         self.caption_labels = caption_labels
+        labels = [f"label{k}" for k in range(N_LABELS) for _ in range(2)]
+        # fraction 1.0: every label held out, so all N_LABELS x 2 images are evaluation images
+        self.info = {"training": {"heldout_labels": {"fraction": 1.0, "sha256": heldout_labels_sha256(labels, 1.0)}}}
 
     def embed_uint8(self, images):
         x = torch.as_tensor(np.ascontiguousarray(images))
@@ -291,6 +296,24 @@ def test_evaluate_emoji_known_answers(tiny_pipe, colour_emoji, monkeypatch, tmp_
     assert "real" not in out["diversity"]  # no seed spread of real images exists to compare with
     assert out["style_distance"]["google_twitter"] == 0.0  # both styles of a label share its colour here
     assert (out["fid"]["n_reference"], out["fid"]["n_floor_halves"]) == (N_LABELS, N_LABELS)  # halves B and A
+    assert out["prompts"]["heldout_labels"]["labels"] == N_LABELS
+
+
+def test_evaluate_emoji_refuses_an_evaluator_whose_heldout_labels_differ(tiny_pipe, colour_emoji, tmp_path):
+    """The evaluation reads its split from the evaluator's record: a record of another split is refused."""
+    from dalle.evaluation import evaluate
+    from dalle.evaluation.emoji_data import heldout_labels_sha256
+
+    data, colour = colour_emoji
+    other = ColourEvaluator(colour.caption_labels)
+    other.info["training"]["heldout_labels"]["sha256"] = heldout_labels_sha256(data.labels[2:], 1.0)  # label0 gone
+    with pytest.raises(ValueError, match="held-out labels"):
+        evaluate.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, other, data, tmp_path,
+                                lambda *_: None)
+    other.info = {"training": {}}  # an evaluator trained before labels were held out
+    with pytest.raises(ValueError, match="no held-out labels"):
+        evaluate.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, other, data, tmp_path,
+                                lambda *_: None)
 
 
 # ---------------------------------------------------------------------- known answers of the pieces

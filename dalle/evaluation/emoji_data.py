@@ -41,12 +41,27 @@ def load_emoji_eval(data_root: str | Path = "data", resolution: int = 64) -> Emo
     return EmojiEvalData(data, entries, canonical, plain)
 
 
-def in_validation_split(hexcode: str, fraction: float = 0.1) -> bool:
-    """Deterministic split by emoji code point(s): both styles of one emoji fall on the same side."""
-    h = int(hashlib.sha256(hexcode.upper().encode()).hexdigest()[:8], 16)
+HELDOUT_FRACTION = 0.3
+HELDOUT_RULE = ("held out = labels whose int(sha256(label as UTF-8).hexdigest()[:8], 16) % 10000 < "
+                "fraction * 10000 (both styles of a label together; emoji_data.is_heldout_label)")
+
+
+def is_heldout_label(label: str, fraction: float = HELDOUT_FRACTION) -> bool:
+    """Deterministic split by emoji label: True for the ~`fraction` of labels the evaluator never trains on.
+
+    Both styles of one emoji share a label, so they always fall on the same side.
+    """
+    h = int(hashlib.sha256(label.encode("utf-8")).hexdigest()[:8], 16)
     return (h % 10_000) < fraction * 10_000
 
 
-def split_indices(entries: list[dict], fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    val = np.array([in_validation_split(e["hexcode"], fraction) for e in entries])
-    return np.flatnonzero(~val), np.flatnonzero(val)
+def label_split(labels: list[str], fraction: float = HELDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image labels -> (training image indices, held-out image indices), both sorted int arrays."""
+    held = np.array([is_heldout_label(lab, fraction) for lab in labels], dtype=bool)
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def heldout_labels_sha256(labels: list[str], fraction: float = HELDOUT_FRACTION) -> str:
+    """sha256 of the sorted, distinct held-out labels joined by newlines (UTF-8): a fingerprint of the split."""
+    held = sorted({lab for lab in labels if is_heldout_label(lab, fraction)})
+    return hashlib.sha256("\n".join(held).encode("utf-8")).hexdigest()

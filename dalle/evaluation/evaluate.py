@@ -5,7 +5,9 @@ The dataset is read from the checkpoint's config.json ("shapes" or "emoji"):
 * shapes: analytic compositional accuracy (`shapes_checker`) on seen and held-out prompts,
   with the same checker on real renders of the same scenes as the ceiling; pixel-space diversity.
 * emoji: R-precision, FID/KID, memorisation and diversity in the feature space of the shipped
-  evaluator (`checkpoints/evaluator`), each with a reference value measured on real images.
+  evaluator (`checkpoints/evaluator`), each with a reference value measured on real images. Prompts,
+  distractors and real references come only from the labels the evaluator never trained on
+  (`emoji_reference`), so real and generated images are equally new to it.
 * both: discriminator AUROCs (match: true vs mismatched caption on real images; match on generated
   images: correct vs wrong by the checker (shapes) or the evaluator (emoji); realism: real vs
   generated) and a truncation sweep (table rows + truncation.png).
@@ -19,6 +21,7 @@ import platform
 import random
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +37,9 @@ from .metrics_io import write_metrics
 from .stats import auroc, auroc_by_verdict, draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
 
 METRICS_FORMAT = 1
-EVALUATION_VERSION = "3"  # 2: "seen" shapes scenes from a seed stream training never uses;
-# 3: match score on generated images against the checker's / evaluator's verdict
+EVALUATION_VERSION = "4"  # 2: "seen" shapes scenes from a seed stream training never uses;
+# 3: match score on generated images against the checker's / evaluator's verdict;
+# 4: emoji prompts, distractors and real references only from the evaluator's held-out labels
 PSIS = (0.0, 0.3, 0.5, 0.7, 1.0)
 DEFAULT_NUM_SAMPLES = {"shapes": 1000, "emoji": 1000}
 MEMORISATION_THRESHOLD = 0.95
@@ -341,6 +345,47 @@ def ab_split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
 
+@dataclass
+class EmojiReference:
+    """Which real emoji images one evaluation uses; every index is a dataset image index."""
+
+    heldout: np.ndarray  # sorted: every image of a label the evaluator never trained on
+    half_a: np.ndarray  # sorted half of `heldout`: prompt images and the FID/KID floor
+    half_b: np.ndarray  # sorted other half of `heldout`: the FID/KID reference
+    prompts: np.ndarray  # sorted prompt images, drawn from half A
+    distractors: np.ndarray  # [len(prompts), R_PRECISION_DISTRACTORS] held-out images with another label
+    fraction: float  # held-out fraction recorded by the evaluator
+    labels_sha256: str  # recorded fingerprint of the held-out labels (checked against the data)
+
+
+def emoji_reference(labels: list[str], evaluator_info: dict | None, num_samples: int, seed: int) -> EmojiReference:
+    """Draw prompts, distractors and A/B halves from the images of the evaluator's held-out labels only.
+
+    `labels`: per-image labels of the dataset. `evaluator_info`: the evaluator's config.json (its
+    `training.heldout_labels` record gives the split's fraction and the sha256 of the held-out label list,
+    which must match the labels of this data). Raises ValueError when the record is missing or differs.
+    """
+    from .emoji_data import heldout_labels_sha256, label_split
+
+    record = ((evaluator_info or {}).get("training") or {}).get("heldout_labels")
+    if not record:
+        raise ValueError("the evaluator records no held-out labels; retrain it with "
+                         "`python -m dalle.evaluation.train_evaluator`")
+    fraction = float(record["fraction"])
+    digest = heldout_labels_sha256(labels, fraction)
+    if digest != record["sha256"]:
+        raise ValueError("the held-out labels of this emoji data differ from those the evaluator recorded "
+                         "(prepare the data again or retrain the evaluator)")
+    _, heldout = label_split(labels, fraction)
+    rng = np.random.default_rng(seed)
+    a, b = ab_split(len(heldout), rng)
+    half_a, half_b = heldout[a], heldout[b]
+    prompts = np.sort(rng.choice(half_a, size=min(num_samples, len(half_a)), replace=False))
+    pool_labels = [labels[i] for i in heldout]
+    dis = draw_distractors([labels[i] for i in prompts], pool_labels, R_PRECISION_DISTRACTORS, seed)
+    return EmojiReference(heldout, half_a, half_b, prompts, heldout[dis], fraction, digest)
+
+
 def _feature_diversity(emb: torch.Tensor, k: int) -> float:
     groups = emb.reshape(-1, k, emb.shape[-1])
     return float(np.mean([mean_pairwise_distance(g) for g in groups]))
@@ -357,10 +402,9 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     log(f"emoji: embedding {len(ds)} real images with the evaluator")
     real_emb = evaluator.embed_uint8(ds.images)  # [N, E]
     labels = data.labels
-    rng = np.random.default_rng(seed)
-    half_a, half_b = ab_split(len(ds), rng)
-    num_samples = min(num_samples, len(half_a))
-    chosen = np.sort(rng.choice(half_a, size=num_samples, replace=False))  # prompt images, from half A
+    ref = emoji_reference(labels, getattr(evaluator, "info", None), num_samples, seed)
+    half_a, half_b, chosen, distractors = ref.half_a, ref.half_b, ref.prompts, ref.distractors
+    num_samples = len(chosen)
     prompts = [ds.captions[data.canonical[i]] for i in chosen]
     base = seed * 1_000_000
     seeds = _seeds(base, num_samples)
@@ -370,18 +414,23 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     g_emb = evaluator.embed_uint8(g_pix)
 
     # R-precision (paired: the same distractors for generated and real images).
-    pool_caps = torch.as_tensor(data.canonical)
-    distractors = draw_distractors([labels[i] for i in chosen], labels, R_PRECISION_DISTRACTORS, seed)
+    pool_caps = torch.as_tensor(data.canonical)  # distractors are dataset image indices
     true_t = text_emb[[data.canonical[i] for i in chosen]]
     pool_t = text_emb[pool_caps]
     hits_gen = r_precision_hits(g_emb, true_t, pool_t, distractors)
     hits_real = r_precision_hits(real_emb[chosen], true_t, pool_t, distractors)
     out: dict = {"prompts": {"n": num_samples, "caption": "canonical 'label, style style'",
-                             "source": f"random images of half A of a seeded split (seed {seed})"}}
+                             "source": f"random images of half A of a seeded split (seed {seed}) of the images "
+                                       "of the evaluator's held-out labels",
+                             "heldout_labels": {"labels": len({labels[i] for i in ref.heldout}),
+                                                "images": int(len(ref.heldout)), "fraction": ref.fraction,
+                                                "sha256": ref.labels_sha256}}}
     out["r_precision"] = {"generated": mean_and_ci(hits_gen), "real_ceiling": mean_and_ci(hits_real),
                           "distractors": R_PRECISION_DISTRACTORS,
                           "definition": "share of images whose true caption has the highest evaluator cosine "
-                                        "among itself and 99 canonical captions of images with other labels"}
+                                        "among itself and 99 canonical captions of held-out images with other "
+                                        "labels; real_ceiling: the real prompt images, which the evaluator "
+                                        "never saw either"}
 
     # FID / KID against half B; floors with real images of the same size / the other half.
     subset = int(min(500, num_samples, len(half_b), len(half_a)))
@@ -415,7 +464,8 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     by_label: dict[str, list[int]] = {}
     for i, lab in enumerate(labels):
         by_label.setdefault(lab, []).append(i)
-    two = sorted(lab for lab, idx in by_label.items() if len(idx) == 2)
+    heldout_labels = {labels[i] for i in ref.heldout}
+    two = sorted(lab for lab, idx in by_label.items() if len(idx) == 2 and lab in heldout_labels)
     n_div = min(64, max(2, num_samples // 16), len(two))
     div_labels = [two[i] for i in np.random.default_rng(seed + 1).choice(len(two), size=n_div, replace=False)]
     k_div = 4
@@ -426,7 +476,8 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     space = "evaluator image embedding (L2-normalised); distance = Euclidean = sqrt(2 - 2 cos)"
     out["diversity"] = {
         "space": space,
-        "definition": f"mean over {n_div} bare-label prompts of the mean pairwise distance between the "
+        "definition": f"mean over {n_div} bare-label prompts (held-out labels) of the mean pairwise distance "
+                      "between the "
                       f"{k_div} images generated from one prompt (different seeds)",
         "generated": _feature_diversity(evaluator.embed_uint8(g_div), k_div),
         "prompts": n_div, "seeds_per_prompt": k_div,

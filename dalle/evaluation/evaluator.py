@@ -253,6 +253,8 @@ def load_evaluator(folder: str | Path, device: str | torch.device = "cpu") -> Ev
 def evaluator_id(model: Evaluator) -> dict:
     """What metrics.json records about the evaluator used."""
     info = model.info or {}
+    training = info.get("training") or {}
     return {"version": info.get("version"), "sha256": info.get("weights_sha256_actual"),
             "text_encoder": info.get("text_encoder"),
-            "val_r_precision": (info.get("training") or {}).get("val", {}).get("r_precision")}
+            "val_r_precision": training.get("val", {}).get("r_precision"),
+            "heldout_labels_sha256": (training.get("heldout_labels") or {}).get("sha256")}

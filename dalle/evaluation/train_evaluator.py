@@ -3,9 +3,12 @@
     python -m dalle.evaluation.train_evaluator [--epochs 15] [--out checkpoints/evaluator]
 
 Trains on the real emoji images only (both styles), each step pairing an image with one of
-its dataset captions drawn at random; ~10% of emoji (both styles together, chosen by a hash
-of the code point) are held out and used only to report validation R-precision. Runs on one
-CPU thread by default; a few epochs take a few minutes.
+its dataset captions drawn at random. About 30% of emoji labels (both styles together, chosen
+by a hash of the label; `emoji_data.is_heldout_label`) are held out: the evaluator never sees
+them, they give the validation R-precision, and `python -m dalle evaluate` draws every emoji
+prompt and real reference from them. The rule, the fraction and a sha256 of the held-out label
+list are recorded in config.json. Runs on one CPU thread by default; a few epochs take a few
+minutes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 
 from ..augment import translation
 from ..text_encoder import DEFAULT_ENCODER, encode_captions_cached
-from .emoji_data import load_emoji_eval, split_indices
+from .emoji_data import HELDOUT_FRACTION, HELDOUT_RULE, heldout_labels_sha256, label_split, load_emoji_eval
 from .evaluator import Evaluator, EvaluatorArch, save_evaluator
 from .stats import draw_distractors, r_precision_hits
 
@@ -51,8 +54,9 @@ def r_precision_of(model: Evaluator, images: np.ndarray, true_caps: list[int], l
 
 def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OUT, epochs: int = 15,
                     batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.05, seed: int = 0,
-                    threads: int = 1, val_fraction: float = 0.1, arch: EvaluatorArch | None = None,
+                    threads: int = 1, heldout_fraction: float = HELDOUT_FRACTION, arch: EvaluatorArch | None = None,
                     text_encoder: str = DEFAULT_ENCODER, log=print) -> Path:
+    """Train the evaluator on the labels outside the held-out split and save it into `out`; returns `out`."""
     start = time.time()
     if threads > 0:
         torch.set_num_threads(threads)
@@ -63,7 +67,7 @@ def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OU
     table = encode_captions_cached(text_encoder, data.captions, Path(data_root) / "cache").pooled
     arch = arch or EvaluatorArch(text_dim=int(table.shape[1]))
     model = Evaluator(arch, text_encoder)
-    train_idx, val_idx = split_indices(ed.entries, val_fraction)
+    train_idx, val_idx = label_split(ed.labels, heldout_fraction)
     log(f"evaluator: {model.num_params} params; {len(train_idx)} train / {len(val_idx)} val images; "
         f"{len(data.captions)} captions")
 
@@ -124,9 +128,13 @@ def train_evaluator(data_root: str | Path = "data", out: str | Path = DEFAULT_OU
         "data": {"dataset": "emoji", "source": data.info.get("source"), "images": len(data),
                  "captions": "all dataset captions (label; label, style style; label, tags), one drawn per "
                              "image per step",
-                 "split": f"validation = emoji whose int(sha256(hexcode.upper())[:8 hex], 16) % 10000 < "
-                          f"{val_fraction} * 10000 (both styles of an emoji together; emoji_data.in_validation_split)",
+                 "split": "validation = the held-out labels (heldout_labels); training = every other label",
                  "train_images": int(len(train_idx)), "val_images": int(len(val_idx))},
+        "heldout_labels": {"rule": HELDOUT_RULE, "fraction": heldout_fraction,
+                           "labels": len({labels[i] for i in val_idx}), "images": int(len(val_idx)),
+                           "sha256": heldout_labels_sha256(labels, heldout_fraction),
+                           "sha256_of": "the sorted distinct held-out labels joined by newlines (UTF-8); "
+                                        "emoji_data.heldout_labels_sha256"},
         "objective": "symmetric InfoNCE with a learned temperature; other in-batch captions that also "
                      "describe an image are not used as its negatives",
         "augmentation": "random translation up to 1/16 of the side, white padding",
