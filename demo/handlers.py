@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import render
 from .examples import default_checkpoint, prompt_sets
-from .model_card import ACCURACIES, LOSSES, REGULARISERS, read_card
+from .model_card import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card
 from .results import Generation
 from .service import MAX_SEED, InputError, ModelService, ServiceError
 
@@ -64,12 +64,13 @@ def status_markdown(service: ModelService) -> str:
     return "  \n".join(lines)
 
 
-def _notes(gen: Generation) -> str:
+def _notes(gen: Generation, trust: str = "") -> str:
+    """The line under a result: checkpoint, shape, ψ, seeds; its warnings; how far its text match goes."""
     p, n = gen.shape
     first = f"**{gen.checkpoint}** · step {gen.step:,} · {p} prompt{'s' * (p > 1)} × {n} · ψ {gen.truncation:.2f}"
     first += (f" · best {n} of {gen.best_of} candidates (seeds {gen.seed}–{gen.seed + gen.best_of - 1})"
               if gen.best_of else f" · seeds {gen.seed}–{gen.seed + n - 1}")
-    return "  \n".join([first] + [f"⚠️ {w}" for w in gen.warnings])
+    return "  \n".join([first] + [f"⚠️ {w}" for w in gen.warnings] + ([trust] if trust else []))
 
 
 def _warn(messages: list[str]) -> None:
@@ -83,6 +84,10 @@ class Handlers:
     def __init__(self, service: ModelService, outputs: render.OutputFolder):
         self.service = service
         self.outputs = outputs
+
+    def _trust(self, gen: Generation) -> str:
+        """How far `gen`'s text-match column can be trusted, from its checkpoint's metrics.json."""
+        return match_trust(self.service.info(gen.checkpoint).path)
 
     # Each model event runs its check first (no outputs, so a refusal is one message and the
     # last good results stay on screen), then the task itself.
@@ -110,7 +115,7 @@ class Handlers:
         gen = self.service.generate(prompts, seed, truncation, num_images, checkpoint, best_of)
         _warn(gen.warnings)
         path = self.outputs.write(f"{gen.checkpoint}-seed{gen.seed}", "png", gen.png())
-        return path, render.score_table(gen), _notes(gen), gen
+        return path, render.score_table(gen), _notes(gen, self._trust(gen)), gen
 
     @user_errors
     def show_generation(self, gen: Generation | None, adjusted: Any) -> tuple:
@@ -120,7 +125,7 @@ class Handlers:
         grid = self.outputs.write(f"{gen.checkpoint}-seed{gen.seed}-display", "png",
                                   render.fast_png(render.display_grid(gen)))
         extra = adjusted.strip() if isinstance(adjusted, str) else ""
-        return grid, render.gallery_items(gen), _notes(gen) + (f"  \n{extra}" if extra else "")
+        return grid, render.gallery_items(gen), _notes(gen, self._trust(gen)) + (f"  \n{extra}" if extra else "")
 
     @user_errors
     def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoints: Any) -> tuple:

@@ -21,6 +21,24 @@ ACCURACIES = ["d_real_acc", "match_acc"]
 PLOT_COLUMNS = ["step", "series", "value"]
 
 
+TRUSTED_MATCH_AUROC = 0.8  # below this, the text-match score on generated images is only a hint
+
+
+def match_trust(folder: Path) -> str:
+    """One line on how far the text-match column can be trusted for this checkpoint's own images:
+    the AUROC of the match score against the checker's (or evaluator's) verdict on generated images,
+    from its metrics.json. "" when the checkpoint has no such measurement."""
+    try:
+        disc = json.loads((folder / "metrics.json").read_text()).get("discriminator") or {}
+        auroc = float(disc["generated_match_auroc"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    verdict = ("a useful guide" if auroc >= TRUSTED_MATCH_AUROC
+               else "only a weak hint: an image can score high and still be wrong")
+    return (f"Text match on this checkpoint's own images separates right from wrong images with AUROC "
+            f"{auroc:.2f} (0.5 = chance; `python -m dalle evaluate`): {verdict}.")
+
+
 @dataclass
 class ModelCard:
     name: str

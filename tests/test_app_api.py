@@ -13,6 +13,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from demo.model_card import match_trust
 from demo.render import split_grid
 
 GOOD = ("a large red circle at the top left\ntwo green triangles", 123, 0.7, 3, "shapes-32", 0)
@@ -63,6 +64,8 @@ def test_generate_returns_one_grid_png_scores_and_notes(client: Client, checkpoi
     scores = np.array([row[2:] for row in table["data"]], dtype=float)
     assert scores.shape == (6, 2) and ((scores >= 0) & (scores <= 1)).all()
     assert "shapes-32" in notes and "seeds 123–125" in notes
+    trust = match_trust(checkpoints_dir / "shapes-32")  # how far its text match goes, from its metrics.json
+    assert trust.startswith("Text match on this checkpoint's own images") and trust in notes
 
 
 def test_generate_sends_one_file_per_call(app_url: str, tmp_path: Path) -> None:
