@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dalle.checkpoint import copy_checkpoint
+from scripts.screenshot import AppDidNotStart, free_port, stop, wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,16 +75,10 @@ def checkpoints_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_url(checkpoints_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of `python app.py` serving `checkpoints_dir` on a free port (its output: app.log)."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     env = {**os.environ, "DALLE_CHECKPOINTS": str(checkpoints_dir), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -94,24 +86,10 @@ def app_url(checkpoints_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not answer within 180 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        try:
+            wait_until_up(url, proc, log_path, timeout_s=180)
+        except AppDidNotStart as e:
+            pytest.fail(str(e))
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -8,16 +8,14 @@ and a phone width, that no image is covered or cropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from scripts.screenshot import CHROMIUM
+from scripts.screenshot import browser_page as shared_browser_page
+
 TIMEOUT_MS = 90_000
 OWN_D = "own D, not comparable across checkpoints"
 
@@ -61,20 +59,9 @@ def test_chromium_is_installed() -> None:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run ./test.sh or apt-get install chromium"
 
 
-@contextmanager
-def browser_page(url: str, width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """A chromium page at `url` with the app loaded, `width` px wide."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(url)
-            page.wait_for_selector("#gen-run", timeout=TIMEOUT_MS)
-            yield page
-        finally:
-            browser.close()
+def browser_page(url: str, width: int = 1400, height: int = 1000):
+    """A chromium page at `url` with the app loaded, `width` px wide (the screenshot script's)."""
+    return shared_browser_page(url, width, height, timeout_ms=TIMEOUT_MS)
 
 
 def open_tab(page: Any, name: str) -> None:
