@@ -96,6 +96,7 @@ class TrainConfig:
     kl_weight: float = 0.001  # conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)
     ema_kimg: float = 10.0  # EMA half-life in thousands of images; the EMA G is what ships
     ema_rampup: float = 0.05  # shorter half-life early so the EMA tracks the fast-moving start
+    scene_mix: list[float] = field(default_factory=list)  # shapes: shares of single, pair, count scenes ([] = 0.6 0.25 0.15); pairs are the hard part
     augment: str = ""  # DiffAugment policy, e.g. "translation,cutout" ("" for none; shifts would falsify "top left")
     seed: int = 0  # one seed: same seed, same run
     sample_every: int = 500  # steps between sample grids / metric rows

@@ -140,7 +140,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         parse_policy(cfg.augment)  # fail early on a typo
         self.out = Path(cfg.out)
-        self.dataset = dataset if dataset is not None else open_dataset(cfg.data, model_cfg.resolution)
+        self.dataset = dataset if dataset is not None else open_dataset(
+            cfg.data, model_cfg.resolution, scene_mix=tuple(cfg.scene_mix))
 
         self.data_rng = random.Random(cfg.seed * 1000 + self.rank)
         self.torch_rng = torch.Generator().manual_seed(cfg.seed + 7919 * (self.rank + 1))

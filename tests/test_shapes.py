@@ -96,3 +96,29 @@ def test_world_near_miss_stays_in_its_caption_set():
     # a held-out pair is never offered: "a purple square" has only "a purple circle" as a near miss
     k = world.captions.index("a purple square")
     assert {world.captions[j] for j in world.near_miss(np.full(20, k), rng)} == {"a purple circle"}
+
+
+def test_scene_mix_sets_the_share_of_each_kind():
+    """mix (0, 1, 0) draws only pair scenes, (1, 0, 0) only singles; the default mix is recorded."""
+    only_pairs = shapes.ShapesWorld(32, mix=(0, 1, 0))
+    _, idx = only_pairs.sample(16, random.Random(0))
+    assert all(" of " in only_pairs.captions[i] or " above " in only_pairs.captions[i]
+               or " below " in only_pairs.captions[i] for i in idx)
+    only_singles = shapes.ShapesWorld(32, mix=(1, 0, 0))
+    _, idx = only_singles.sample(16, random.Random(0))
+    assert all(only_singles.captions[i].split(" ")[0] in ("a", "an") and " of " not in only_singles.captions[i]
+               for i in idx)
+    assert shapes.ShapesWorld(32).describe()["mix"] == {"single": 0.6, "pair": 0.25, "count": 0.15}
+
+
+@pytest.mark.parametrize("mix", [(0, 0, 0), (1, -1, 1), (0.5, 0.5)])
+def test_scene_mix_refuses_bad_shares(mix):
+    with pytest.raises(ValueError, match="three shares"):
+        shapes.ShapesWorld(32, mix=mix)
+
+
+def test_scene_mix_is_only_for_the_shapes_world(tmp_path):
+    from dalle.data import open_dataset
+    assert open_dataset("shapes", 32, scene_mix=(0.4, 0.4, 0.2)).mix == (0.4, 0.4, 0.2)
+    with pytest.raises(ValueError, match="shapes world"):
+        open_dataset("emoji", 32, data_root=tmp_path, scene_mix=(0.4, 0.4, 0.2))

@@ -9,15 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .captioned import CaptionedImages
-from .shapes import DEFAULT_HOLDOUT, ShapesWorld
+from .shapes import DEFAULT_HOLDOUT, DEFAULT_MIX, ShapesWorld
 
 Dataset = ShapesWorld | CaptionedImages
 
 
-def open_dataset(spec: str, resolution: int, data_root: str | Path = "data") -> Dataset:
-    """`shapes`, `emoji`, or a path to a folder with metadata.jsonl."""
+def open_dataset(spec: str, resolution: int, data_root: str | Path = "data",
+                 scene_mix: tuple[float, ...] = ()) -> Dataset:
+    """`shapes`, `emoji`, or a path to a folder with metadata.jsonl. `scene_mix`: the shapes world's
+    shares of single, pair and count scenes (empty: its default)."""
+    if scene_mix and spec != "shapes":
+        raise ValueError(f"a scene mix is for the shapes world, not {spec!r}")
     if spec == "shapes":
-        return ShapesWorld(resolution, DEFAULT_HOLDOUT)
+        return ShapesWorld(resolution, DEFAULT_HOLDOUT, tuple(scene_mix) or DEFAULT_MIX)
     if spec == "emoji":
         from .emoji import load_emoji
         return load_emoji(Path(data_root) / "emoji", resolution)

@@ -41,6 +41,8 @@ JITTER = 0.03
 RELATIONS = ("left of", "right of", "above", "below")
 COUNT_WORDS = {2: "two", 3: "three"}
 DEFAULT_HOLDOUT: tuple[tuple[str, str], ...] = (("purple", "triangle"), ("orange", "circle"), ("cyan", "square"))
+KINDS = ("single", "pair", "count")
+DEFAULT_MIX = (0.6, 0.25, 0.15)  # shares of single, pair and count scenes; the evaluation's prompts use these
 BACKGROUND = (255, 255, 255)
 _SUPERSAMPLE = 4  # render 4x larger, then box-filter down: anti-aliased edges
 
@@ -152,10 +154,10 @@ def _jitter(rng: random.Random) -> tuple[float, float]:
 
 
 def sample_scene(rng: random.Random, holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT,
-                 kind_weights: tuple[float, float, float] = (0.6, 0.25, 0.15)) -> Scene:
+                 kind_weights: tuple[float, float, float] = DEFAULT_MIX) -> Scene:
     """Draw a random scene. Single captions may omit size and/or position (then random)."""
     objects = allowed_objects(holdout)
-    kind = rng.choices(("single", "pair", "count"), weights=kind_weights)[0]
+    kind = rng.choices(KINDS, weights=kind_weights)[0]
     if kind == "single":
         color, shape = rng.choice(objects)
         size, cell = rng.choice(tuple(SIZES)), rng.choice(CELL_NAMES)
@@ -201,9 +203,13 @@ class ShapesWorld:
 
     name = "shapes"
 
-    def __init__(self, resolution: int, holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT):
+    def __init__(self, resolution: int, holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT,
+                 mix: tuple[float, float, float] = DEFAULT_MIX):  # shares of single, pair and count scenes
+        if len(mix) != len(KINDS) or min(mix) < 0 or sum(mix) <= 0:
+            raise ValueError(f"the scene mix is three shares >= 0 (single, pair, count), not all 0; got {list(mix)}")
         self.resolution = resolution
         self.holdout = tuple(tuple(h) for h in holdout)
+        self.mix = tuple(float(m) for m in mix)
         self.captions = all_captions(self.holdout)
         self._index = {c: i for i, c in enumerate(self.captions)}
         # near misses that are captions of this world (a held-out pair is never one)
@@ -211,11 +217,12 @@ class ShapesWorld:
                       for i, c in enumerate(self.captions)]
 
     def describe(self) -> dict:
-        return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions)}
+        return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions),
+                "mix": dict(zip(KINDS, self.mix))}
 
     def sample(self, batch_size: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
         """Returns uint8 images [B, H, W, 3] and caption indices [B] into `self.captions`."""
-        scenes = [sample_scene(rng, self.holdout) for _ in range(batch_size)]
+        scenes = [sample_scene(rng, self.holdout, self.mix) for _ in range(batch_size)]
         images = np.stack([render(s.shapes, self.resolution) for s in scenes])
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
 
