@@ -34,6 +34,7 @@ class ModelConfig:
     embed_dim: int = 256  # width of the discriminator's image/text projection space
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
     normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
+    word_mixing: bool = False  # a learned self-attention layer over G's word states: binds each colour word to its noun
     d_word_attention: bool = False  # D's match adds a word-region term: where each word is drawn, not just which words
 
     def to_dict(self) -> dict:
@@ -78,6 +79,7 @@ class TrainConfig:
     total_kimg: float = 10_000.0  # stop after this many thousand real images
     lr_g: float = 2e-4  # Adam step sizes; equal rates keep G and D balanced
     lr_d: float = 2e-4  # the discriminator's Adam step size
+    lr_decay: float = 0.0  # last share of the run over which both learning rates fall linearly to 0 (as pix2pix); 0 = constant
     betas: tuple[float, float] = (0.0, 0.99)  # beta1=0 as in StyleGAN2: less momentum, fewer oscillations
     r1_gamma: float = 1.0  # R1 weight on real images: stabilises D without a Lipschitz constraint (0.1 let D win)
     r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough

@@ -53,7 +53,8 @@ from .pipeline import pick_device
 from .text_encoder import TextCondition, encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
-              "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl"]
+              "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl",
+              "lr_scale"]
 SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
                   "two red triangles", "three blue circles", "a large purple triangle in the center",
@@ -101,6 +102,14 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def lr_scale(progress: float, decay: float) -> float:
+    """The learning-rate multiplier at `progress` (0 at the start of the run, 1 at its end): 1 until the
+    last `decay` share of the run, then falling linearly to 0 at the end. decay=0: always 1."""
+    if decay <= 0:
+        return 1.0
+    return min(1.0, max(0.0, 1.0 - progress) / decay)
 
 
 def ema_beta(batch: int, images_seen: int, cfg: TrainConfig) -> float:
@@ -174,6 +183,8 @@ class Trainer:
             raise ValueError("--recon-candidates picks among prior draws, so it needs --recon prior")
         if not 0.0 <= cfg.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {cfg.hard_negatives}")
+        if not 0.0 <= cfg.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay is a share of the run, 0 to 1; got {cfg.lr_decay}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
             raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior or posterior")
         self.E = ImageEncoder(model_cfg).to(self.device) if cfg.recon == "posterior" else None
@@ -190,6 +201,22 @@ class Trainer:
                                       betas=(cfg.betas[0] ** c, cfg.betas[1] ** c), fused=fused)
         self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
         self.autocast = cfg.mixed_precision and (self.device.type == "cuda" or cpu_has_bf16())
+        self.base_lr = [[g["lr"] for g in opt.param_groups] for opt in (self.opt_g, self.opt_d)]  # before --lr-decay
+
+    def progress(self) -> float:
+        """How much of the run is done, 0 to 1: training time over the time budget when there is one
+        (--max-minutes), else images over --total-kimg."""
+        if self.cfg.max_minutes > 0:
+            return min(1.0, self.wall_time / (self.cfg.max_minutes * 60))
+        return min(1.0, self.images_seen / (self.cfg.total_kimg * 1000))
+
+    def _schedule_lr(self) -> float:
+        """Set both optimizers' learning rates for the current progress (--lr-decay); returns the multiplier."""
+        scale = lr_scale(self.progress(), self.cfg.lr_decay)
+        for opt, bases in zip((self.opt_g, self.opt_d), self.base_lr):
+            for group, base in zip(opt.param_groups, bases):
+                group["lr"] = base * scale
+        return scale
 
     def _load_weights(self, folder: Path) -> None:
         """--init-from: G (the checkpoint's EMA weights) and D from a checkpoint folder; the model configs must agree."""
@@ -233,8 +260,11 @@ class Trainer:
         b = real.shape[0]
         same = same_caption(idx).to(self.device)
         warmup = self.images_seen < cfg.warmup_kimg * 1000
+        scale = self._schedule_lr() if cfg.lr_decay > 0 else 1.0
         stats = {} if warmup else self._d_step(real, text, text_wrong, same)
         stats.update(self._g_step(real, text, same, adversarial=not warmup))
+        if cfg.lr_decay > 0:
+            stats["lr_scale"] = scale
         self.images_seen += b * self.world
         beta = ema_beta(b * self.world, self.images_seen, cfg)
         with torch.no_grad():

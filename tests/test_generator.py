@@ -6,7 +6,7 @@ import torch
 
 from dalle.config import ModelConfig
 from dalle.discriminator import Discriminator
-from dalle.generator import ConditioningAugmentation, Generator, StyledConv, WordAttention, truncate
+from dalle.generator import ConditioningAugmentation, Generator, StyledConv, WordAttention, WordMixer, truncate
 from dalle.text_encoder import TextCondition, fixed_length
 from dalle.train import mix_styles
 
@@ -15,9 +15,9 @@ TINY = ModelConfig(resolution=32, channel_base=256, d_channel_base=256, w_dim=32
 L, D = TINY.max_tokens, TINY.text_dim
 
 
-def tiny_generator(seed: int = 0) -> Generator:
+def tiny_generator(seed: int = 0, **model) -> Generator:
     torch.manual_seed(seed)
-    return Generator(TINY).eval()
+    return Generator(dataclasses.replace(TINY, **model)).eval()
 
 
 def condition(lengths: list[int], seed: int = 0) -> TextCondition:
@@ -155,8 +155,28 @@ def test_word_attention_shapes_identity_start_and_masking():
     assert torch.allclose(changed[1], out[1], atol=1e-6)  # prompt 1 is not affected by prompt 0's words
 
 
-def test_generator_ignores_padded_token_states():
-    g = tiny_generator()
+def test_word_mixer_lets_each_word_read_its_neighbours_but_not_padding():
+    torch.manual_seed(0)
+    mixer = WordMixer(dim=16, max_tokens=6).eval()
+    words = torch.randn(2, 6, 16)
+    mask = torch.tensor([[True, True, True, False, False, False], [True] * 6])
+    with torch.no_grad():
+        out = mixer(words, mask)
+        assert out.shape == words.shape
+        padded = words.clone()
+        padded[0, 3:] = 100 * torch.randn(3, 16)  # padding of prompt 0 changes: its real words do not
+        assert torch.allclose(mixer(padded, mask)[0, :3], out[0, :3], atol=1e-5)
+        colour = words.clone()
+        colour[0, 1] = torch.randn(16)  # "red" -> "blue": the state of the next word ("square") changes too
+        assert not torch.allclose(mixer(colour, mask)[0, 2], out[0, 2], atol=1e-3)
+        mixer.position.normal_()  # word order: the same words in another order are not a permutation of the states
+        swapped = words[:, [1, 0, 2, 3, 4, 5]]
+        assert not torch.allclose(mixer(swapped, mask)[:, [1, 0, 2]], mixer(words, mask)[:, :3], atol=1e-3)
+
+
+@pytest.mark.parametrize("word_mixing", [False, True])
+def test_generator_ignores_padded_token_states(word_mixing):
+    g = tiny_generator(word_mixing=word_mixing)
     wake(g)
     t = condition([3, 6])
     z, eps = torch.randn(2, 8), torch.randn(2, 8)

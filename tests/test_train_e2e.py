@@ -18,7 +18,7 @@ from dalle.data.shapes import Shape, render, single_caption
 from dalle.images import read_png_metadata
 from dalle.pipeline import TextToImagePipeline
 from dalle.model_card import render_model_card
-from dalle.train import LOG_FIELDS, Trainer, setting_changes
+from dalle.train import LOG_FIELDS, Trainer, lr_scale, setting_changes
 
 TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "128", "--w-dim", "64",
               "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
@@ -414,3 +414,24 @@ def test_nearest_z_reconstructs_from_the_closest_of_k_draws(tmp_path, cache):
 def test_recon_candidates_need_prior_reconstruction(tmp_path, cache):
     with pytest.raises(ValueError, match="recon-candidates"):
         tiny_trainer(tmp_path / "run", cache, recon_candidates=4, recon="posterior")
+
+
+def test_lr_scale_holds_then_falls_linearly_to_zero():
+    assert [lr_scale(p, 0.5) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
+    assert lr_scale(0.9, 0.0) == 1.0  # no decay
+    assert lr_scale(0.0, 1.0) == 1.0 and lr_scale(0.25, 1.0) == 0.75  # decay over the whole run
+
+
+def test_lr_decay_scales_both_optimizers_by_the_run_progress(tmp_path, cache):
+    t = tiny_trainer(tmp_path / "run", cache, total_kimg=0.016, lr_decay=0.5, lr_g=1e-3, lr_d=2e-3)  # 4 steps of 4
+    d_lr = t.opt_d.param_groups[0]["lr"]  # lr_d scaled for lazy R1
+    for _ in range(3):  # progress 0, 0.25, 0.5 at the start of each step: full rate
+        assert t.train_step()["lr_scale"] == 1.0
+    assert t.train_step()["lr_scale"] == 0.5  # progress 0.75: halfway down the last half
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-3)
+    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(0.5 * d_lr)
+
+
+def test_lr_decay_outside_0_1_is_refused(tmp_path, cache):
+    with pytest.raises(ValueError, match="lr_decay"):
+        tiny_trainer(tmp_path / "run", cache, lr_decay=1.5)
