@@ -104,7 +104,6 @@ class TrainConfig:
     sample_every: int = 500  # steps between sample grids / metric rows
     checkpoint_every: int = 1000  # steps between resumable checkpoints
     snapshot_kimg: list[float] = field(default_factory=list)  # keep frozen exports at these kimg
-    workers: int = 0  # data threads; 0 = draw batches in the training process
     device: str = "auto"  # "auto" picks CUDA when present
     mixed_precision: bool = True  # bf16 autocast (CUDA, and CPUs with AMX/AVX512-bf16); weights and losses stay fp32
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
