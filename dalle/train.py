@@ -209,7 +209,12 @@ class Trainer:
         """How much of the run is done, 0 to 1: training time over the time budget when there is one
         (--max-minutes), else images over --total-kimg."""
         if self.cfg.max_minutes > 0:
-            return min(1.0, self.wall_time / (self.cfg.max_minutes * 60))
+            done = min(1.0, self.wall_time / (self.cfg.max_minutes * 60))
+            if self.distributed:  # ranks time themselves; all must step with rank 0's rate
+                t = torch.tensor([done], device=self.device)
+                dist.broadcast(t, 0)
+                done = t.item()
+            return done
         return min(1.0, self.images_seen / (self.cfg.total_kimg * 1000))
 
     def _schedule_lr(self) -> float:

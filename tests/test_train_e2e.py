@@ -1,6 +1,7 @@
 """A tiny end-to-end run: train on `shapes` at 32 px on CPU, then sample from what it saved. Plus every loss
 configuration for a few steps under bf16 autocast, and starting a run from a checkpoint (`--init-from`)."""
 
+import csv
 import dataclasses
 import json
 import math
@@ -165,11 +166,14 @@ def test_data_parallel_under_torchrun(tmp_path, cache):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "--master_addr=127.0.0.1", "-m", "dalle", "train", "--data", "shapes", "--out", str(out),
            "--max-steps", "2", "--checkpoint-every", "2", "--sample-every", "2",
+           "--max-minutes", "30", "--lr-decay", "1.0",  # a time-based rate: rank 0's progress is broadcast
            "--cache-dir", str(cache), *TINY_FLAGS]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = json.loads((out / "checkpoint" / "config.json").read_text())
     assert cfg["images_seen"] == 2 * 4 * 2 and cfg["training_compute"]["world_size"] == 2
+    row = next(csv.DictReader(open(out / "log.csv")))
+    assert 0.9 < float(row["lr_scale"]) < 1.0  # a few seconds into a 30-minute budget
     TextToImagePipeline.from_pretrained(out / "checkpoint", device="cpu")
 
 
