@@ -34,7 +34,7 @@ def _log_row(s: int) -> str:
     row = {"step": s, "kimg": f"{s * 0.032:.3f}", "loss_d": 1.4 - s / 2000, "loss_g": 0.9 + s / 3000,
            "loss_joint_d": 0.7, "loss_joint_g": 0.6, "r1": 0.02, "kl": 0.01, "diversity": "", "d_real_acc": 0.5,
            "match_acc": 0.5, "img_per_s": 20, "elapsed_s": s, "contrastive_d": 1.3, "contrastive_g": 1.2,
-           "recon": 0.4, "vae_kl": ""}
+           "recon": 0.4, "vae_kl": "", "lr_scale": ""}
     return ",".join(str(row[k]) for k in LOG_FIELDS) + "\n"
 
 
