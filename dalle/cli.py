@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,ablate,sample,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,ablate,sample,probe,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.
@@ -198,6 +198,42 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from .checkpoint import load_into, model_config, read_config, refuse_pickles
+    from .data.shapes import DEFAULT_MIX, ShapesWorld
+    from .discriminator import Discriminator
+    from .match_probe import near_miss_accuracy, train_match_head
+    from .text_encoder import encode_captions_cached
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        refuse_pickles(Path(args.checkpoint))
+        cfg = model_config(read_config(args.checkpoint))
+    else:
+        cfg = ModelConfig(resolution=args.resolution, d_word_attention=args.d_word_attention)
+
+    def encode(captions: list[str]):
+        return encode_captions_cached(cfg.text_encoder, captions, args.cache_dir,
+                                      max_tokens=cfg.max_tokens).to("cpu", torch.float32)
+
+    start = time.perf_counter()
+    if args.checkpoint:
+        D = Discriminator(cfg)
+        load_into(D, args.checkpoint, "discriminator")
+    else:
+        world = ShapesWorld(cfg.resolution, mix=tuple(args.scene_mix) if args.scene_mix else DEFAULT_MIX)
+        D = train_match_head(cfg, encode(world.captions), world, args.steps, seed=args.seed)
+    result = {name: round(v, 3) for name, v in near_miss_accuracy(D, encode).items()}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dalle", description="Train and sample a text-to-image GAN.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="grid.png")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("probe", help="can D's match head tell a pair's caption from its flip and colour swap? (shapes)")
+    p.add_argument("--checkpoint", default=None, help="score this checkpoint's D (default: train a fresh one)")
+    p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images for the fresh D")
+    p.add_argument("--d-word-attention", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=False,
+                   metavar="BOOL", help="the fresh D has the word-region match term")
+    p.add_argument("--scene-mix", type=float, nargs=3, default=None, metavar=("SINGLE", "PAIR", "COUNT"),
+                   help="shares of the fresh D's training scenes (default the world's)")
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--cache-dir", default="data/cache", help="caption-embedding cache")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("info", help="summarise a checkpoint: data, training, headline metrics")
     p.add_argument("checkpoint")

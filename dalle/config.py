@@ -91,7 +91,7 @@ class TrainConfig:
     recon_candidates: int = 1  # with recon="prior", reconstruct from the nearest of this many z draws: seeds keep distinct layouts
     vae_kl_weight: float = 0.01  # KL of the VAE-GAN encoder's q(z | x, t) toward the prior (recon="posterior")
     warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image
-    hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, moved shape; shapes world)
+    hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved shape; shapes world)
     diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)

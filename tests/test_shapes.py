@@ -76,8 +76,11 @@ def test_world_sample_is_reproducible():
 
 
 def test_near_misses_change_only_what_a_sentence_vector_blurs():
-    assert shapes.near_misses("a red circle left of a blue square") == ["a red circle right of a blue square"]
-    assert shapes.near_misses("a red circle above a blue square") == ["a red circle below a blue square"]
+    assert shapes.near_misses("a red circle left of a blue square") == [
+        "a red circle right of a blue square", "a blue circle left of a red square"]
+    assert shapes.near_misses("an orange circle above a blue square") == [
+        "an orange circle below a blue square", "a blue circle above an orange square"]
+    assert shapes.near_misses("a red circle below a red square") == ["a red circle above a red square"]
     assert shapes.near_misses("three green triangles") == ["two green triangles"]
     moved = shapes.near_misses("a small red circle at the top left")
     assert len(moved) == 8 and "a small red circle in the center" in moved and "a small red circle at the top" in moved

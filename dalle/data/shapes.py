@@ -132,11 +132,17 @@ OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "bel
 
 def near_misses(caption: str) -> list[str]:
     """Captions that differ from `caption` in exactly what a pooled sentence vector blurs: the
-    relation of a pair (flipped), the place of a placed shape, the number of a count, the shape
-    of an unplaced one. Real images shown with these are the discriminator's hardest negatives."""
+    relation of a pair (flipped) and which of its shapes takes which colour (swapped), the place of a
+    placed shape, the number of a count, the shape of an unplaced one. Real images shown with these
+    are the discriminator's hardest negatives."""
     for rel, opp in OPPOSITE.items():
         if f" {rel} " in caption:
-            return [caption.replace(f" {rel} ", f" {opp} ")]
+            a, b = (part.split(" ")[1:] for part in caption.split(f" {rel} "))  # [colour, shape] each
+            misses = [caption.replace(f" {rel} ", f" {opp} ")]
+            swapped = pair_caption((b[0], a[1]), rel, (a[0], b[1]))
+            if swapped != caption:  # one colour twice: nothing to swap
+                misses.append(swapped)
+            return misses
     first, rest = caption.split(" ", 1)
     if first in COUNT_WORDS.values():
         return [f"{w} {rest}" for w in COUNT_WORDS.values() if w != first]
