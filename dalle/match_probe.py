@@ -40,7 +40,7 @@ def near_miss_accuracy(D: Discriminator, encode: Encode, num_scenes: int = 600, 
     keep = [i for i, c in enumerate(captions) if len(near_misses(c)) == 2]
     own = [captions[i] for i in keep]
     r = D.eval().features(uint8_to_tensor(images[keep]))
-    score = lambda captions: D.heads(r, encode(captions))[1]  # noqa: E731  match logits [N]
+    score = lambda texts: D.heads(r, encode(texts))[1]  # noqa: E731  match logits [N]
     own_score = score(own)
     rivals = {"flip": [near_misses(c)[0] for c in own], "swap": [near_misses(c)[1] for c in own],
               "other": own[1:] + own[:1]}
