@@ -25,6 +25,11 @@ def field_reasons(cls: type) -> dict[str, str]:
     return {name: reason.strip() for name, reason in found}
 
 
+def parse_bool(text: str) -> bool:
+    """A BOOL flag's value: 1, true, yes or on (any case) is True, anything else False."""
+    return text.lower() in ("1", "true", "yes", "on")
+
+
 def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
     group = parser.add_argument_group(cls.__name__)
     reasons = field_reasons(cls)
@@ -35,7 +40,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[s
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         text = f"{reasons.get(f.name, '')} (default {default})".strip().replace("%", "%%")
         if isinstance(default, bool):
-            group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
+            group.add_argument(flag, type=parse_bool, default=None,
                                metavar="BOOL", help=text)
         elif isinstance(default, (tuple, list)):
             group.add_argument(flag, type=float, nargs="+", default=None, help=text)
@@ -273,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="can D's match head tell a pair's caption from its flip and colour swap? (shapes)")
     p.add_argument("--checkpoint", default=None, help="score this checkpoint's D (default: train a fresh one)")
     p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images for the fresh D")
-    p.add_argument("--d-word-attention", type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=False,
+    p.add_argument("--d-word-attention", type=parse_bool, default=False,
                    metavar="BOOL", help="the fresh D has the word-region match term")
     p.add_argument("--scene-mix", type=float, nargs=3, default=None, metavar=("SINGLE", "PAIR", "COUNT"),
                    help="shares of the fresh D's training scenes (default the world's)")

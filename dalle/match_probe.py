@@ -39,11 +39,11 @@ def near_miss_accuracy(D: Discriminator, encode: Encode, num_scenes: int = 600, 
     captions = [world.captions[i] for i in idx]
     keep = [i for i, c in enumerate(captions) if len(near_misses(c)) == 2]
     own = [captions[i] for i in keep]
+    flips, swaps = zip(*(near_misses(c) for c in own))
     r = D.eval().features(uint8_to_tensor(images[keep]))
-    score = lambda texts: D.heads(r, encode(texts))[1]  # noqa: E731  match logits [N]
+    score = lambda texts: D.heads(r, encode(list(texts)))[1]  # noqa: E731  match logits [N]
     own_score = score(own)
-    rivals = {"flip": [near_misses(c)[0] for c in own], "swap": [near_misses(c)[1] for c in own],
-              "other": own[1:] + own[:1]}
+    rivals = {"flip": flips, "swap": swaps, "other": own[1:] + own[:1]}
     result = {name: (own_score > score(captions)).float().mean().item() for name, captions in rivals.items()}
     return {**result, "scenes": len(own)}
 
