@@ -39,14 +39,17 @@ def d_conditional_loss(real_matched: torch.Tensor, fake: torch.Tensor, real_mism
     return F.softplus(-real_matched).mean() + (F.softplus(fake).mean() + F.softplus(real_mismatched).mean()) / 2
 
 
-def reconstruction_loss(images: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """Mean absolute ("l1") or squared ("l2") pixel error. images, target [B, 3, R, R] in [-1, 1].
+def reconstruction_loss(images: torch.Tensor, target: torch.Tensor, kind: str = "l1",
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute ("l1") or squared ("l2") pixel error. images, target [B, 3, R, R] in [-1, 1];
+    weight [B] (optional) scales each image's error, and the mean is still over all B images.
 
     L1 pulls each pixel to the median over what the caption allows, L2 to the mean: where a shape
     is there in fewer than half the images, the L1 answer is the white background, so L2 starts
     drawing shapes sooner."""
     diff = images - target
-    return diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
+    per_image = (diff.abs() if kind == "l1" else diff.pow(2)).flatten(1).mean(1)  # [B]
+    return (per_image if weight is None else per_image * weight).mean()
 
 
 def gaussian_kl(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

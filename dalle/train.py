@@ -269,7 +269,10 @@ class Trainer:
         warmup = self.images_seen < cfg.warmup_kimg * 1000
         scale = self._schedule_lr() if cfg.lr_decay > 0 else 1.0
         stats = {} if warmup else self._d_step(real, text, text_wrong, same)
-        stats.update(self._g_step(real, text, same, adversarial=not warmup))
+        recon_weight = None
+        if not (cfg.recon_open or warmup) and isinstance(self.dataset, ShapesWorld):  # the world knows which captions pin the image
+            recon_weight = torch.from_numpy(self.dataset.pinned(idx.numpy())).float().to(self.device)
+        stats.update(self._g_step(real, text, same, adversarial=not warmup, recon_weight=recon_weight))
         if cfg.lr_decay > 0:
             stats["lr_scale"] = scale
         self.images_seen += b * self.world
@@ -335,7 +338,7 @@ class Trainer:
         return zs[dist.argmin(0), torch.arange(b, device=self.device)]
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
-                ) -> dict[str, float]:
+                recon_weight: torch.Tensor | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
         With adversarial=False (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
         cfg, b = self.cfg, real.shape[0]
@@ -346,6 +349,7 @@ class Trainer:
         if cfg.diversity_weight > 0:  # pair up: the second half repeats the first half's prompts
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
             text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
+            recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
         z, eps = self._noise(b)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
             z = self._nearest_z(eps, text, target)
@@ -379,7 +383,8 @@ class Trainer:
                 loss_g = loss_g + cfg.contrastive_weight * loss_con_g
                 stats["contrastive_g"] = loss_con_g.item()
         if n_rec:
-            rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec], cfg.recon_loss)
+            rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec], cfg.recon_loss,
+                                             None if recon_weight is None else recon_weight[:n_rec])
             loss_g = loss_g + cfg.recon_weight * rec
             stats["recon"] = rec.item()
         if cfg.recon == "posterior":

@@ -86,6 +86,17 @@ def test_reconstruction_loss_is_the_mean_absolute_error():
     assert torch.allclose(p.grad, torch.sign(a - b) / a.numel())
 
 
+def test_reconstruction_weight_scales_each_image_and_keeps_the_batch_mean():
+    x = torch.stack([torch.full((3, 2, 2), 1.0), torch.full((3, 2, 2), 0.5)])  # errors 1 and 0.5 against zeros
+    y = torch.zeros(2, 3, 2, 2)
+    assert losses.reconstruction_loss(x, y, "l1", torch.tensor([1.0, 1.0])).item() == pytest.approx(0.75)
+    assert losses.reconstruction_loss(x, y, "l1", torch.tensor([0.0, 1.0])).item() == pytest.approx(0.25)
+    assert losses.reconstruction_loss(x, y, "l2", torch.tensor([1.0, 0.0])).item() == pytest.approx(0.5)
+    p = x.clone().requires_grad_(True)
+    losses.reconstruction_loss(p, y, "l2", torch.tensor([0.0, 1.0])).backward()
+    assert p.grad[0].abs().sum() == 0 and p.grad[1].abs().sum() > 0  # a weight of 0: no pull at all
+
+
 # ---------------------------------------------------------------------- Gaussian KL
 def test_gaussian_kl_known_values():
     # the prior itself: no divergence

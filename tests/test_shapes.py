@@ -125,3 +125,13 @@ def test_scene_mix_is_only_for_the_shapes_world(tmp_path):
     assert open_dataset("shapes", 32, scene_mix=(0.4, 0.4, 0.2)).mix == (0.4, 0.4, 0.2)
     with pytest.raises(ValueError, match="shapes world"):
         open_dataset("emoji", 32, data_root=tmp_path, scene_mix=(0.4, 0.4, 0.2))
+
+
+def test_only_placed_single_captions_pin_the_layout():
+    pins = shapes.pins_layout
+    assert pins("a red circle at the top left") and pins("a small blue square in the center")
+    assert not pins("a red circle") and not pins("a large red circle")
+    assert not pins("a red circle left of a blue square") and not pins("three red circles")
+    world = shapes.ShapesWorld(32)
+    pinned = world.pinned(np.arange(len(world.captions)))
+    assert pinned.sum() == sum(" at the " in c or c.endswith(" in the center") for c in world.captions) > 0

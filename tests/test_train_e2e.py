@@ -326,6 +326,31 @@ def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
     assert t.D.word_match.score.weight.abs().sum() > 0
 
 
+def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_path, cache):
+    """recon_open=False: after the warm-up, only images whose caption places its shape are reconstructed;
+    during the warm-up every image still is."""
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), recon_open=False, recon_loss="l2")
+    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
+    placed = t.dataset.captions.index("a red circle at the top left")
+    pair = t.dataset.captions.index("a red circle left of a blue square")
+    seen = []
+    t._batch = lambda: _fixed_batch(t, [placed, pair, pair, pair])
+    t._g_step = lambda *a, recon_weight=None, **k: seen.append(recon_weight) or {}
+    t.train_step()
+    assert seen[-1].tolist() == [1.0, 0.0, 0.0, 0.0]
+    t.cfg.warmup_kimg, t.images_seen = 1.0, 0  # in the warm-up every image is a target
+    t.train_step()
+    assert seen[-1] is None
+
+
+def _fixed_batch(t: Trainer, caption_indices: list[int]):
+    """A batch of real shapes images whose captions are the given ones (images are blank: only the captions matter)."""
+    idx = torch.tensor(caption_indices)
+    real = torch.ones(len(idx), 3, 32, 32)
+    return real, t.text_table[idx], t.text_table[idx.roll(1)], idx
+
+
 def test_hard_negatives_outside_0_1_are_refused(tmp_path, cache):
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), hard_negatives=1.5)
     with pytest.raises(ValueError, match="hard_negatives"):

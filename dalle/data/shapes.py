@@ -155,6 +155,11 @@ def near_misses(caption: str) -> list[str]:
     return [" ".join(words[:-1] + [s]) for s in SHAPES if s != words[-1]]
 
 
+def pins_layout(caption: str) -> bool:
+    """Whether the caption fixes where everything is: a single shape with its place (its size may be left open)."""
+    return " at the " in caption or caption.endswith(" in the center")
+
+
 def _jitter(rng: random.Random) -> tuple[float, float]:
     return rng.uniform(-JITTER, JITTER), rng.uniform(-JITTER, JITTER)
 
@@ -221,6 +226,7 @@ class ShapesWorld:
         # near misses that are captions of this world (a held-out pair is never one)
         self._near = [[self._index[m] for m in near_misses(c) if m in self._index] or [i]
                       for i, c in enumerate(self.captions)]
+        self._pinned = np.array([pins_layout(c) for c in self.captions])
 
     def describe(self) -> dict:
         return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions),
@@ -231,6 +237,10 @@ class ShapesWorld:
         scenes = [sample_scene(rng, self.holdout, self.mix) for _ in range(batch_size)]
         images = np.stack([render(s.shapes, self.resolution) for s in scenes])
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
+
+    def pinned(self, indices: np.ndarray) -> np.ndarray:
+        """For each caption index [B], whether that caption fixes the whole image (`pins_layout`) [B] bool."""
+        return self._pinned[indices]
 
     def near_miss(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
         """For each caption index [B], the index of one of its near misses (`near_misses`) [B]."""
