@@ -88,7 +88,7 @@ class TrainConfig:
     recon: str = "prior"  # reconstruction of real images: "prior" (z ~ N(0, I), pix2pix-style), "posterior" (VAE-GAN, half the batch), "none"
     recon_loss: str = "l1"  # "l1" (median: sharp) or "l2" (mean: leaves the blank background sooner)
     recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
-    recon_open: bool = True  # after the warm-up, also reconstruct captions that leave the layout open (shapes: pairs, counts, unplaced singles); off: the GAN alone draws them, not the mean of their layouts
+    recon_open: float = 1.0  # after the warm-up, weight of the reconstruction of captions that leave the layout open (shapes: pairs, counts, unplaced singles), relative to placed ones; 0: the GAN alone draws them, not the mean of their layouts
     recon_candidates: int = 1  # with recon="prior", reconstruct from the nearest of this many z draws: seeds keep distinct layouts
     vae_kl_weight: float = 0.01  # KL of the VAE-GAN encoder's q(z | x, t) toward the prior (recon="posterior")
     warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image

@@ -327,10 +327,10 @@ def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
 
 
 def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_path, cache):
-    """recon_open=False: after the warm-up, only images whose caption places its shape are reconstructed;
-    during the warm-up every image still is."""
+    """recon_open=0: after the warm-up, only images whose caption places its shape are reconstructed
+    (0.25: the others at a quarter of the weight); during the warm-up every image is, in full."""
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
-                      checkpoint_every=100, cache_dir=str(cache), recon_open=False, recon_loss="l2")
+                      checkpoint_every=100, cache_dir=str(cache), recon_open=0.0, recon_loss="l2")
     t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
     placed = t.dataset.captions.index("a red circle at the top left")
     pair = t.dataset.captions.index("a red circle left of a blue square")
@@ -339,6 +339,9 @@ def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_pat
     t._g_step = lambda *a, recon_weight=None, **k: seen.append(recon_weight) or {}
     t.train_step()
     assert seen[-1].tolist() == [1.0, 0.0, 0.0, 0.0]
+    t.cfg.recon_open = 0.25
+    t.train_step()
+    assert seen[-1].tolist() == [1.0, 0.25, 0.25, 0.25]
     t.cfg.warmup_kimg, t.images_seen = 1.0, 0  # in the warm-up every image is a target
     t.train_step()
     assert seen[-1] is None
