@@ -185,6 +185,8 @@ class Trainer:
             raise ValueError("--recon-candidates picks among prior draws, so it needs --recon prior")
         if not 0.0 <= cfg.recon_open:
             raise ValueError(f"recon_open is a weight, at least 0; got {cfg.recon_open}")
+        if cfg.recon_open != 1.0 and not isinstance(self.dataset, ShapesWorld):
+            raise ValueError("--recon-open needs the shapes world, which knows which captions place their shape")
         if not 0.0 <= cfg.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {cfg.hard_negatives}")
         if not 0.0 <= cfg.lr_decay <= 1.0:
@@ -272,7 +274,7 @@ class Trainer:
         scale = self._schedule_lr() if cfg.lr_decay > 0 else 1.0
         stats = {} if warmup else self._d_step(real, text, text_wrong, same)
         recon_weight = None
-        if cfg.recon_open != 1.0 and not warmup and isinstance(self.dataset, ShapesWorld):  # the world knows which captions place their shape
+        if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
             pinned = torch.from_numpy(self.dataset.pinned(idx.numpy())).float().to(self.device)
             recon_weight = pinned + (1 - pinned) * cfg.recon_open
         stats.update(self._g_step(real, text, same, adversarial=not warmup, recon_weight=recon_weight))

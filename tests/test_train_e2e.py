@@ -347,6 +347,14 @@ def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_pat
     assert seen[-1] is None
 
 
+def test_open_reconstruction_weight_is_refused_outside_the_shapes_world_and_below_0(tmp_path, cache):
+    with pytest.raises(ValueError, match="shapes world"):
+        tiny_trainer(tmp_path / "run", cache, recon_open=0.0)
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), recon_open=-0.5)
+    with pytest.raises(ValueError, match="recon_open"):
+        Trainer(dataclasses.replace(TINY_MODEL), cfg)
+
+
 def _fixed_batch(t: Trainer, caption_indices: list[int]):
     """A batch of real shapes images whose captions are the given ones (images are blank: only the captions matter)."""
     idx = torch.tensor(caption_indices)

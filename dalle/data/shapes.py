@@ -239,7 +239,7 @@ class ShapesWorld:
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
 
     def pinned(self, indices: np.ndarray) -> np.ndarray:
-        """For each caption index [B], whether that caption fixes the whole image (`pins_layout`) [B] bool."""
+        """For each caption index [B], whether that caption places its shape (`pins_layout`) [B] bool."""
         return self._pinned[indices]
 
     def near_miss(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
