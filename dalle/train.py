@@ -183,7 +183,7 @@ class Trainer:
             raise ValueError(f"recon_loss must be 'l1' or 'l2', got {cfg.recon_loss!r}")
         if cfg.recon_candidates > 1 and cfg.recon != "prior":
             raise ValueError("--recon-candidates picks among prior draws, so it needs --recon prior")
-        if not 0.0 <= cfg.recon_open:
+        if cfg.recon_open < 0:
             raise ValueError(f"recon_open is a weight, at least 0; got {cfg.recon_open}")
         if cfg.recon_open != 1.0 and not isinstance(self.dataset, ShapesWorld):
             raise ValueError("--recon-open needs the shapes world, which knows which captions place their shape")
