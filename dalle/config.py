@@ -35,6 +35,7 @@ class ModelConfig:
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
     normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
     word_mixing: bool = False  # a learned self-attention layer over G's word states: binds each colour word to its noun
+    word_context: bool = False  # each of G's word states takes in its two neighbours (a 1-D conv): "square" learns it is red
     d_word_attention: bool = False  # D's match adds a word-region term: where each word is drawn, not just which words
 
     def to_dict(self) -> dict:
@@ -85,7 +86,7 @@ class TrainConfig:
     r1_every: int = 8  # lazy R1: the penalty is costly, every 8th D step is enough
     joint_weight: float = 1.0  # projection (image, text) loss on reals, fakes and mismatched reals (D and G)
     contrastive_weight: float = 1.0  # batch-contrastive match loss (D and G): rank the own caption first
-    recon: str = "prior"  # reconstruction of real images: "prior" (z ~ N(0, I), pix2pix-style), "posterior" (VAE-GAN, half the batch), "none"
+    recon: str = "prior"  # reconstruction of real images: "prior" (z ~ N(0, I), pix2pix-style), "posterior" (VAE-GAN, half the batch), "layout" (z from where the ink is, not its colours), "none"
     recon_loss: str = "l1"  # "l1" (median: sharp) or "l2" (mean: leaves the blank background sooner)
     recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
     recon_open: float = 1.0  # after the warm-up, weight of the reconstruction of captions that leave the layout open (shapes: pairs, counts, unplaced singles), relative to placed ones; 0: the GAN alone draws them, not the mean of their layouts

@@ -27,3 +27,36 @@ class ImageEncoder(nn.Module):
         f = self.blocks(F.leaky_relu(self.from_rgb(images), 0.2)).flatten(1)
         mu, logvar = self.head(torch.cat([f, text.to(f.dtype)], dim=-1)).chunk(2, dim=-1)
         return mu, logvar.clamp(-10, 4).exp()
+
+
+def ink(images: torch.Tensor) -> torch.Tensor:
+    """images [B, 3, R, R] in [-1, 1] on white -> [B, 1, R, R] in [0, 1]: how far the channel farthest from
+    white is from it. Every colour of the shapes world has a channel near 0, so a shape reads as ~1 whatever
+    its colour, and the background as 0."""
+    return ((1 - images) / 2).amax(1, keepdim=True).clamp(0, 1)
+
+
+class LayoutEncoder(nn.Module):
+    """(image, caption) -> q(z | layout, t) = N(mu, sigma^2), from where the image has ink alone.
+
+    It sees the ink map (`ink`) averaged down to a coarse grid, so z can say where things are but not which
+    colour each one has, nor (at this grain) its exact outline. What the caption says, G must then take from
+    the caption: reconstructing "a red circle left of a blue square" from a z that only knows "two blobs,
+    here and there" teaches G to paint the left one red, which an image encoder that sees colour never does
+    (its z would carry the colours, and a prior z at inference would paint at random).
+    """
+
+    def __init__(self, cfg: ModelConfig,
+                 grid: int = 8,  # side of the ink grid: coarse enough to hide outlines, fine enough for 3x3 cells
+                 hidden: int = 256):  # width of the MLP
+        super().__init__()
+        self.grid = grid
+        self.net = nn.Sequential(nn.Linear(grid * grid + cfg.text_dim, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * cfg.z_dim))
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [B, 3, R, R] in [-1, 1], text [B, text_dim] (pooled) -> (mu [B, z_dim], var [B, z_dim])."""
+        layout = F.adaptive_avg_pool2d(ink(images.float()), self.grid).flatten(1)  # [B, grid * grid]
+        text = F.layer_norm(text.float(), text.shape[-1:])  # unit-length embeddings have components of ~0.05
+        mu, logvar = self.net(torch.cat([layout, text], dim=-1)).chunk(2, dim=-1)
+        return mu, logvar.clamp(-10, 4).exp()

@@ -46,7 +46,7 @@ from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 from .data import Dataset, open_dataset
 from .data.shapes import ShapesWorld
 from .discriminator import Discriminator
-from .encoder import ImageEncoder
+from .encoder import ImageEncoder, LayoutEncoder
 from .generator import Generator
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .pipeline import pick_device
@@ -177,8 +177,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.G = Generator(model_cfg).to(self.device)
         self.D = Discriminator(model_cfg).to(self.device)
-        if cfg.recon not in ("prior", "posterior", "none"):
-            raise ValueError(f"recon must be 'prior', 'posterior' or 'none', got {cfg.recon!r}")
+        if cfg.recon not in ("prior", "posterior", "layout", "none"):
+            raise ValueError(f"recon must be 'prior', 'posterior', 'layout' or 'none', got {cfg.recon!r}")
         if cfg.recon_loss not in ("l1", "l2"):
             raise ValueError(f"recon_loss must be 'l1' or 'l2', got {cfg.recon_loss!r}")
         if cfg.recon_candidates > 1 and cfg.recon != "prior":
@@ -193,7 +193,8 @@ class Trainer:
             raise ValueError(f"lr_decay is a share of the run, 0 to 1; got {cfg.lr_decay}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
             raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior or posterior")
-        self.E = ImageEncoder(model_cfg).to(self.device) if cfg.recon == "posterior" else None
+        encoders = {"posterior": ImageEncoder, "layout": LayoutEncoder}
+        self.E = encoders[cfg.recon](model_cfg).to(self.device) if cfg.recon in encoders else None
         if cfg.init_from:
             self._load_weights(Path(cfg.init_from))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -273,11 +274,14 @@ class Trainer:
         warmup = self.images_seen < cfg.warmup_kimg * 1000
         scale = self._schedule_lr() if cfg.lr_decay > 0 else 1.0
         stats = {} if warmup else self._d_step(real, text, text_wrong, same)
+        pinned = torch.zeros(b, dtype=torch.bool)  # captions that fix the whole layout (the shapes world knows them)
+        if isinstance(self.dataset, ShapesWorld):
+            pinned = torch.from_numpy(self.dataset.pinned(idx.numpy()))
+        pinned = pinned.to(self.device)
         recon_weight = None
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
-            pinned = torch.from_numpy(self.dataset.pinned(idx.numpy())).float().to(self.device)
-            recon_weight = pinned + (1 - pinned) * cfg.recon_open
-        stats.update(self._g_step(real, text, same, adversarial=not warmup, recon_weight=recon_weight))
+            recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
+        stats.update(self._g_step(real, text, same, adversarial=not warmup, recon_weight=recon_weight, pinned=pinned))
         if cfg.lr_decay > 0:
             stats["lr_scale"] = scale
         self.images_seen += b * self.world
@@ -343,7 +347,7 @@ class Trainer:
         return zs[dist.argmin(0), torch.arange(b, device=self.device)]
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
-                recon_weight: torch.Tensor | None = None) -> dict[str, float]:
+                recon_weight: torch.Tensor | None = None, pinned: torch.Tensor | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
         With adversarial=False (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
         cfg, b = self.cfg, real.shape[0]
@@ -355,16 +359,29 @@ class Trainer:
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
             text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
             recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
+            pinned = None if pinned is None else pinned[pairs.to(self.device)]
         z, eps = self._noise(b)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
             z = self._nearest_z(eps, text, target)
-        n_rec = b if cfg.recon == "prior" else (b // 2 if cfg.recon == "posterior" else 0)  # images with a target
+        n_rec = {"prior": b, "layout": b, "posterior": b // 2}.get(cfg.recon, 0)  # images with a target
+        posterior = torch.zeros(b, dtype=torch.bool, device=self.device)  # images whose z comes from E
+        if cfg.recon == "posterior":  # the first half draws z from q(z | x, t) of its real image, the rest from N(0, I)
+            posterior[:half] = True
+        elif cfg.recon == "layout":
+            # The first half's open captions draw z from q(z | layout, t) and are reconstructed; the second half's
+            # are the GAN's alone (a prior z has no image to match). Captions that fix the layout keep a prior z and
+            # are reconstructed wherever they are: their z must not be what places the shape.
+            open_ = ~pinned if pinned is not None else torch.ones(b, dtype=torch.bool, device=self.device)
+            posterior[:half] = open_[:half]
+            keep = torch.ones(b, device=self.device)
+            keep[half:] = (~open_[half:]).float()
+            recon_weight = keep if recon_weight is None else recon_weight * keep
         with self._autocast():
-            if cfg.recon == "posterior":  # the first half draws z from q(z | x, t) of its real image, the rest from N(0, I)
-                mu, var = self.E(target[:n_rec], text.pooled[:n_rec])
+            if posterior.any():
+                mu, var = self.E(target[posterior], text.pooled[posterior])
                 mu, var = mu.float(), var.float()
                 z_post = mu + var.sqrt() * torch.randn(mu.shape, generator=self.torch_rng).to(mu.device)
-                z = torch.cat([z_post, z[n_rec:]])
+                z = z.masked_scatter(posterior[:, None], z_post)
             w, kl = self.G.mapping(z, text.pooled, eps)
             if cfg.style_mixing > 0:
                 z2, _ = self._noise(b)
@@ -392,7 +409,7 @@ class Trainer:
                                              None if recon_weight is None else recon_weight[:n_rec])
             loss_g = loss_g + cfg.recon_weight * rec
             stats["recon"] = rec.item()
-        if cfg.recon == "posterior":
+        if posterior.any():
             vae_kl = losses.gaussian_kl(mu, var)
             loss_g = loss_g + cfg.vae_kl_weight * vae_kl
             stats["vae_kl"] = vae_kl.item()

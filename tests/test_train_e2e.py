@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import LOG_HEADER
+from dalle import losses
 from dalle.checkpoint import CheckpointError, load_tensors
 from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
@@ -105,8 +106,9 @@ def test_save_pretrained_round_trip(trained, tmp_path):
     assert (pipe("a red circle", seed=1).pixels == again("a red circle", seed=1).pixels).all()
 
 
-@pytest.mark.parametrize("recipe", [{}, {"recon": "posterior", "style_mixing": 0.5, "diversity_weight": 1.0}],
-                         ids=["default", "posterior-mixing-diversity"])
+@pytest.mark.parametrize("recipe", [{}, {"recon": "posterior", "style_mixing": 0.5, "diversity_weight": 1.0},
+                                    {"recon": "layout"}],
+                         ids=["default", "posterior-mixing-diversity", "layout"])
 def test_resume_continues_exactly(tmp_path, cache, recipe):
     def trainer(out):
         cfg = TrainConfig(data="shapes", out=str(out), batch_size=4, augment="translation,cutout", r1_every=2,
@@ -120,7 +122,7 @@ def test_resume_continues_exactly(tmp_path, cache, recipe):
     resumed = trainer(tmp_path / "b")
     resumed.run(resume=True, max_steps=6)
     assert resumed.step == 6 and resumed.images_seen == straight.images_seen
-    for name in ("G", "G_ema", "D") + (("E",) if recipe.get("recon") == "posterior" else ()):
+    for name in ("G", "G_ema", "D") + (("E",) if recipe.get("recon") in ("posterior", "layout") else ()):
         sa, sb = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), f"{name}.{k} differs after resume"
@@ -185,6 +187,7 @@ LOSS_RECIPES = {  # id -> TrainConfig fields on top of the defaults
     "prior-all-on-augmented": {"style_mixing": 0.5, "diversity_weight": 1.0, "augment": "translation,cutout"},
     "posterior-all-no-contrastive": {"recon": "posterior", "style_mixing": 0.5, "diversity_weight": 1.0,
                                      "contrastive_weight": 0.0},
+    "layout-diversity": {"recon": "layout", "diversity_weight": 1.0},
 }
 
 
@@ -193,7 +196,7 @@ def test_every_loss_configuration_trains_under_bf16_autocast(tmp_path, cache, re
     t = tiny_trainer(tmp_path / "run", cache, r1_every=2, **recipe)
     t.autocast = True  # bf16 on this CPU even where it has no native bf16 (then it is only slow)
     cfg = t.cfg
-    assert (t.E is not None) == (cfg.recon == "posterior")
+    assert (t.E is not None) == (cfg.recon in ("posterior", "layout"))
     d_grads = {}
     t.opt_d.register_step_pre_hook(lambda opt, args, kwargs: d_grads.update(
         {id(p): p.grad.clone() for p in t.D.parameters() if p.grad is not None}))
@@ -203,7 +206,7 @@ def test_every_loss_configuration_trains_under_bf16_autocast(tmp_path, cache, re
         expected = {"loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "kl", "d_real_acc", "match_acc"}
         expected |= {"contrastive_d", "contrastive_g"} if cfg.contrastive_weight > 0 else set()
         expected |= {"recon"} if cfg.recon != "none" else set()
-        expected |= {"vae_kl"} if cfg.recon == "posterior" else set()
+        expected |= {"vae_kl"} if cfg.recon in ("posterior", "layout") else set()  # no caption here places its shape
         expected |= {"diversity"} if cfg.diversity_weight > 0 else set()
         expected |= {"r1"} if step % cfg.r1_every == 0 else set()
         assert set(stats) == expected, (step, sorted(stats))
@@ -345,6 +348,51 @@ def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_pat
     t.cfg.warmup_kimg, t.images_seen = 1.0, 0  # in the warm-up every image is a target
     t.train_step()
     assert seen[-1] is None
+
+
+def test_layout_reconstruction_takes_open_captions_z_from_the_encoder(tmp_path, cache, monkeypatch):
+    """recon="layout": in the first half of the batch, open captions take z from E and are reconstructed; in the
+    second half they are the GAN's alone. Captions that place their shape are reconstructed from a prior z."""
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), recon="layout")
+    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
+    placed = t.dataset.captions.index("a red circle at the top left")
+    pair = t.dataset.captions.index("a red circle left of a blue square")
+    t._batch = lambda: _fixed_batch(t, [placed, pair, pair, placed])
+    encoded, weights = [], []
+    encode = t.E.forward
+    monkeypatch.setattr(t.E, "forward", lambda images, text: encoded.append(len(images)) or encode(images, text))
+    rec = losses.reconstruction_loss
+    monkeypatch.setattr(losses, "reconstruction_loss",
+                        lambda images, target, kind="l1", weight=None: weights.append(weight) or rec(images, target, kind, weight))
+    stats = t.train_step()
+    assert encoded == [1]  # the pair of the first half
+    assert weights[-1].tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert math.isfinite(stats["vae_kl"]) and "vae_kl" in stats
+
+
+def test_layout_encoder_sees_where_the_shapes_are_not_their_colours():
+    from dalle.encoder import LayoutEncoder, ink
+    from dalle.images import uint8_to_tensor
+    from dalle.data.shapes import COLORS
+
+    scenes = {name: [Shape(name, "circle", "large", "top left"), Shape("black", "square", "small", "right")]
+              for name in COLORS}
+    images = uint8_to_tensor(np.stack([render(s, 32) for s in scenes.values()]))
+    marks = ink(images)
+    assert marks.shape == (len(COLORS), 1, 32, 32)
+    assert marks[:, 0, 0, 0].max() < 0.01  # white background
+    assert marks[:, 0, 5, 5].min() > 0.7  # inside the circle, whatever its colour
+    torch.manual_seed(0)
+    enc = LayoutEncoder(TINY_MODEL).eval()
+    text = torch.nn.functional.normalize(torch.randn(1, TINY_MODEL.text_dim), dim=-1).expand(len(COLORS), -1)
+    with torch.no_grad():
+        mu, var = enc(images, text)
+        moved = uint8_to_tensor(np.stack([render([Shape("red", "circle", "large", "bottom right")], 32)]))
+        mu_moved, _ = enc(moved, text[:1])
+    assert mu.shape == var.shape == (len(COLORS), TINY_MODEL.z_dim) and (var > 0).all()
+    assert (mu - mu[:1]).abs().max() < 0.05 * mu.abs().max()  # a recoloured circle: (nearly) the same z
+    assert (mu_moved - mu[:1]).abs().max() > 0.05 * mu.abs().max()  # a moved one: another z
 
 
 def test_open_reconstruction_weight_is_refused_outside_the_shapes_world_and_below_0(tmp_path, cache):
