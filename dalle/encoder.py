@@ -53,6 +53,14 @@ class LayoutEncoder(nn.Module):
         self.grid = grid
         self.net = nn.Sequential(nn.Linear(grid * grid + cfg.text_dim, hidden), nn.LeakyReLU(0.2),
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * cfg.z_dim))
+        # Start nearly deterministic (sigma ~0.14) with mu spread ~0.4 across images. With the default init,
+        # mu varies by ~0.08 against a sigma of 1: z is noise, G learns to ignore it, and then E gets no
+        # gradient and stays unused (posterior collapse: a KL of ~0.1 nats in the first 80k images of a run).
+        out = self.net[-1]
+        with torch.no_grad():
+            out.weight[:cfg.z_dim] *= 5
+            out.weight[cfg.z_dim:].zero_()
+            out.bias[cfg.z_dim:].fill_(-4.0)
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images [B, 3, R, R] in [-1, 1], text [B, text_dim] (pooled) -> (mu [B, z_dim], var [B, z_dim])."""
