@@ -35,7 +35,6 @@ class ModelConfig:
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
     normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
     word_mixing: bool = False  # a learned self-attention layer over G's word states: binds each colour word to its noun
-    word_context: bool = False  # each of G's word states takes in its two neighbours (a 1-D conv): "square" learns it is red
     d_word_attention: bool = False  # D's match adds a word-region term: where each word is drawn, not just which words
 
     def to_dict(self) -> dict:

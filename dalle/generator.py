@@ -206,25 +206,6 @@ class WordMixer(nn.Module):
         return words + self.mlp(self.norm2(words))
 
 
-class WordContext(nn.Module):
-    """Each word state takes in the words on either side of it: a 1-D convolution over the sentence (kernel 3),
-    added to the state. Padded positions are zeroed first, so they add nothing.
-
-    The frozen encoder's state of a noun barely depends on its neighbours (see `WordMixer`). With them in view,
-    the subject of "a red square above a blue triangle" carries "red" and "above", its object "blue", so G's
-    attention can tell the pair from its colour swap without having to learn word order itself.
-    """
-
-    def __init__(self, dim: int):  # width of the word states
-        super().__init__()
-        self.conv = nn.Conv1d(dim, dim, 3, padding=1)
-
-    def forward(self, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """words [B, L, dim], mask [B, L] bool -> [B, L, dim]."""
-        words = words * mask[..., None].to(words.dtype)
-        return words + self.conv(words.transpose(1, 2)).transpose(1, 2)
-
-
 class SynthesisBlock(nn.Module):
     """Upsample x2 (nearest), `num_convs` styled convs, then word attention if this resolution has it."""
 
@@ -263,7 +244,6 @@ class SynthesisNetwork(nn.Module):
         self.input = nn.Linear(cfg.w_dim, c4 * 16)  # the first 4x4 map is a projection of w (text and z)
         self.text = nn.Sequential(nn.LayerNorm(cfg.text_dim), nn.Linear(cfg.text_dim, cfg.attn_dim))  # word states
         self.mixer = WordMixer(cfg.attn_dim, cfg.max_tokens) if cfg.word_mixing else None
-        self.context = WordContext(cfg.attn_dim) if cfg.word_context else None
         blocks, res, ch = [], 4, c4
         while res <= cfg.resolution:
             out = cfg.channels(res)
@@ -281,8 +261,6 @@ class SynthesisNetwork(nn.Module):
         words = self.text(text.tokens.to(w.dtype))
         if self.mixer is not None:
             words = self.mixer(words, text.mask)
-        if self.context is not None:
-            words = self.context(words, text.mask)
         x = self.input(ws[0]).view(w.shape[0], -1, 4, 4)
         i = 1
         for block in self.blocks:

@@ -6,8 +6,7 @@ import torch
 
 from dalle.config import ModelConfig
 from dalle.discriminator import Discriminator
-from dalle.generator import (ConditioningAugmentation, Generator, StyledConv, WordAttention, WordContext, WordMixer,
-                             truncate)
+from dalle.generator import ConditioningAugmentation, Generator, StyledConv, WordAttention, WordMixer, truncate
 from dalle.text_encoder import TextCondition, fixed_length
 from dalle.train import mix_styles
 
@@ -175,30 +174,9 @@ def test_word_mixer_lets_each_word_read_its_neighbours_but_not_padding():
         assert not torch.allclose(mixer(swapped, mask)[:, [1, 0, 2]], mixer(words, mask)[:, :3], atol=1e-3)
 
 
-def test_word_context_reads_the_next_words_only_and_not_padding():
-    torch.manual_seed(0)
-    context = WordContext(dim=16).eval()
-    words = torch.randn(2, 6, 16)
-    mask = torch.tensor([[True, True, True, True, False, False], [True] * 6])
-    with torch.no_grad():
-        out = context(words, mask)
-        assert out.shape == words.shape
-        padded = words.clone()
-        padded[0, 4:] = 100 * torch.randn(2, 16)  # prompt 0's padding changes: none of its real words do
-        assert torch.allclose(context(padded, mask)[0, :4], out[0, :4], atol=1e-5)
-        colour = words.clone()
-        colour[0, 1] = torch.randn(16)  # "red" -> "blue" at word 1
-        changed = context(colour, mask)
-        assert not torch.allclose(changed[0, 0], out[0, 0], atol=1e-3)  # both neighbours see it
-        assert not torch.allclose(changed[0, 2], out[0, 2], atol=1e-3)
-        assert torch.allclose(changed[0, 3], out[0, 3], atol=1e-5)  # two words away: not in view
-        assert torch.allclose(changed[1], out[1], atol=1e-6)  # nor is any other prompt
-
-
-@pytest.mark.parametrize("words", [{}, {"word_mixing": True}, {"word_context": True}],
-                         ids=["plain", "mixing", "context"])
-def test_generator_ignores_padded_token_states(words):
-    g = tiny_generator(**words)
+@pytest.mark.parametrize("word_mixing", [False, True])
+def test_generator_ignores_padded_token_states(word_mixing):
+    g = tiny_generator(word_mixing=word_mixing)
     wake(g)
     t = condition([3, 6])
     z, eps = torch.randn(2, 8), torch.randn(2, 8)
