@@ -90,7 +90,7 @@ class TrainConfig:
     recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
     recon_open: float = 1.0  # after the warm-up, weight of the reconstruction of captions that leave the layout open (shapes: pairs, counts, unplaced singles), relative to placed ones; 0: the GAN alone draws them, not the mean of their layouts
     recon_candidates: int = 1  # with recon="prior", reconstruct from the nearest of this many z draws: seeds keep distinct layouts
-    vae_kl_weight: float = 0.01  # KL of the VAE-GAN encoder's q(z | x, t) toward the prior (recon="posterior")
+    vae_kl_weight: float = 0.01  # KL of the encoder's q(z | x, t) toward the prior (recon="posterior" or "layout")
     warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image
     hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved shape; shapes world)
     diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
