@@ -1,4 +1,5 @@
-"""The VAE-GAN image encoder: (image, caption) -> q(z | x, t) = N(mu, sigma^2). Used in training only.
+"""The VAE-GAN encoders: (image, caption) -> q(z | x, t) = N(mu, sigma^2). Used in training only.
+`ImageEncoder` sees the whole image (`recon="posterior"`), `LayoutEncoder` only where it has ink (`recon="layout"`).
 
 A real image's posterior z carries what its caption leaves open (where an unplaced shape sits,
 which emoji style it is), so G can be asked to reconstruct that exact image from (z, caption)
