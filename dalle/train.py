@@ -192,7 +192,7 @@ class Trainer:
         if not 0.0 <= cfg.lr_decay <= 1.0:
             raise ValueError(f"lr_decay is a share of the run, 0 to 1; got {cfg.lr_decay}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
-            raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior or posterior")
+            raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior, posterior or layout")
         encoders = {"posterior": ImageEncoder, "layout": LayoutEncoder}
         self.E = encoders[cfg.recon](model_cfg).to(self.device) if cfg.recon in encoders else None
         if cfg.init_from:
