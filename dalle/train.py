@@ -281,7 +281,7 @@ class Trainer:
         recon_weight = None
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
             recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
-        stats.update(self._g_step(real, text, same, adversarial=not warmup, recon_weight=recon_weight, pinned=pinned))
+        stats.update(self._g_step(real, text, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight))
         if cfg.lr_decay > 0:
             stats["lr_scale"] = scale
         self.images_seen += b * self.world
@@ -347,9 +347,10 @@ class Trainer:
         return zs[dist.argmin(0), torch.arange(b, device=self.device)]
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
-                recon_weight: torch.Tensor | None = None, pinned: torch.Tensor | None = None) -> dict[str, float]:
+                pinned: torch.Tensor, recon_weight: torch.Tensor | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
-        With adversarial=False (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
+        pinned [B] bool: captions that fix the whole layout. With adversarial=False (the warm-up) only the
+        reconstruction and KL terms are used, and D is not run."""
         cfg, b = self.cfg, real.shape[0]
         stats: dict[str, float] = {}
         self.D.requires_grad_(False)  # D's weights get no gradients here
@@ -359,7 +360,7 @@ class Trainer:
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
             text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
             recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
-            pinned = None if pinned is None else pinned[pairs.to(self.device)]
+            pinned = pinned[pairs.to(self.device)]
         z, eps = self._noise(b)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
             z = self._nearest_z(eps, text, target)
@@ -371,7 +372,7 @@ class Trainer:
             # The first half's open captions draw z from q(z | layout, t) and are reconstructed; the second half's
             # are the GAN's alone (a prior z has no image to match). Captions that fix the layout keep a prior z and
             # are reconstructed wherever they are: their z must not be what places the shape.
-            open_ = ~pinned if pinned is not None else torch.ones(b, dtype=torch.bool, device=self.device)
+            open_ = ~pinned
             posterior[:half] = open_[:half]
             keep = torch.ones(b, device=self.device)
             keep[half:] = (~open_[half:]).float()
