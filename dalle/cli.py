@@ -220,7 +220,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         refuse_pickles(Path(args.checkpoint))
         cfg = model_config(read_config(args.checkpoint))
     else:
-        cfg = ModelConfig(resolution=args.resolution, d_word_attention=args.d_word_attention)
+        cfg = ModelConfig(resolution=args.resolution, d_word_attention=args.d_word_attention,
+                          d_word_order=args.d_word_order)
 
     def encode(captions: list[str]):
         return encode_captions_cached(cfg.text_encoder, captions, args.cache_dir,
@@ -280,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images for the fresh D")
     p.add_argument("--d-word-attention", type=parse_bool, default=False,
                    metavar="BOOL", help="the fresh D has the word-region match term")
+    p.add_argument("--d-word-order", type=parse_bool, default=False,
+                   metavar="BOOL", help="the fresh D's match reads the word-order code, not the pooled sentence")
     p.add_argument("--scene-mix", type=float, nargs=3, default=None, metavar=("SINGLE", "PAIR", "COUNT"),
                    help="shares of the fresh D's training scenes (default the world's)")
     p.add_argument("--resolution", type=int, default=32)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .text_encoder import TextCondition
+from .word_order import WordOrder
 
 
 class DownBlock(nn.Module):
@@ -103,10 +104,17 @@ class Discriminator(nn.Module):
         self.feature = nn.Sequential(nn.Flatten(), nn.Linear(ch * 16, cfg.embed_dim), nn.LeakyReLU(0.2))
         self.realism = nn.Linear(cfg.embed_dim, 1)
         self.image_proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, cfg.embed_dim), nn.LeakyReLU(0.2),
+        self.word_order = WordOrder(cfg.text_dim, cfg.word_order_tokens, cfg.word_order_dim) if cfg.d_word_order else None
+        sentence_dim = self.word_order.out_dim if self.word_order is not None else cfg.text_dim
+        self.text_proj = nn.Sequential(nn.Linear(sentence_dim, cfg.embed_dim), nn.LeakyReLU(0.2),
                                        nn.Linear(cfg.embed_dim, cfg.embed_dim))
         self.match_bias = nn.Parameter(torch.zeros(1))
         self.word_match = WordRegionMatch(ch, cfg.text_dim, cfg.attn_dim) if cfg.d_word_attention else None
+
+    def sentence(self, text: TextCondition) -> torch.Tensor:
+        """What the match head reads of each prompt: the pooled embedding [B, text_dim], or with
+        `d_word_order` the word-order code [B, word_order_tokens * word_order_dim]."""
+        return self.word_order(text) if self.word_order is not None else text.pooled
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, 3, R, R] in [-1, 1] -> the 4x4 region map r [B, C, 4, 4]."""
@@ -115,7 +123,7 @@ class Discriminator(nn.Module):
     def heads(self, r: torch.Tensor, text: TextCondition) -> tuple[torch.Tensor, torch.Tensor]:
         """r [B, C, 4, 4], text (B prompts) -> (realism logits u [B], match logits m [B]); joint = u + m."""
         f = self.feature(r)
-        match = (self.image_proj(f) * self.text_proj(text.pooled)).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
+        match = (self.image_proj(f) * self.text_proj(self.sentence(text))).sum(-1) / math.sqrt(f.shape[-1]) + self.match_bias
         if self.word_match is not None:
             match = match + self.word_match(r, text)
         return self.realism(f).squeeze(-1), match
@@ -124,7 +132,7 @@ class Discriminator(nn.Module):
         """Match logits of every image with every caption: r [Bi, C, 4, 4], text (Bt prompts) -> [Bi, Bt]
         (bias left out)."""
         f = self.feature(r)
-        logits = self.image_proj(f) @ self.text_proj(text.pooled).T / math.sqrt(f.shape[-1])
+        logits = self.image_proj(f) @ self.text_proj(self.sentence(text)).T / math.sqrt(f.shape[-1])
         if self.word_match is not None:
             logits = logits + self.word_match(r, text, pairwise=True)
         return logits

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .config import ModelConfig
 from .losses import gaussian_kl
 from .text_encoder import TextCondition
+from .word_order import WordOrder
 
 
 def truncate(w: torch.Tensor, center: torch.Tensor, psi: float) -> torch.Tensor:
@@ -276,9 +277,16 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.text_dim, cfg.cond_dim, cfg.w_dim, cfg.mapping_layers,
+        self.word_order = WordOrder(cfg.text_dim, cfg.word_order_tokens, cfg.word_order_dim) if cfg.g_word_order else None
+        sentence_dim = self.word_order.out_dim if self.word_order is not None else cfg.text_dim
+        self.mapping = MappingNetwork(cfg.z_dim, sentence_dim, cfg.cond_dim, cfg.w_dim, cfg.mapping_layers,
                                       cfg.cond_noise, cfg.normalize_text)
         self.synthesis = SynthesisNetwork(cfg)
+
+    def sentence(self, text: TextCondition) -> torch.Tensor:
+        """What the mapping reads of each prompt: the pooled embedding [B, text_dim], or with `g_word_order`
+        the word-order code [B, word_order_tokens * word_order_dim]."""
+        return self.word_order(text) if self.word_order is not None else text.pooled
 
     def forward(self, z: torch.Tensor, text: TextCondition, psi: float = 1.0,
                 center: torch.Tensor | None = None, eps: torch.Tensor | None = None,
@@ -289,9 +297,10 @@ class Generator(nn.Module):
         psi < 1 pulls w toward `center` ([B, w_dim], from `mapping.conditional_center`);
         it is computed here when not given.
         """
-        w, kl = self.mapping(z, text.pooled, eps)
+        sentence = self.sentence(text)
+        w, kl = self.mapping(z, sentence, eps)
         if psi != 1.0:
             if center is None:
-                center = self.mapping.conditional_center(text.pooled)
+                center = self.mapping.conditional_center(sentence)
             w = truncate(w, center, psi)
         return self.synthesis(w, text), kl

@@ -69,6 +69,15 @@ def contrastive_match_loss(logits: torch.Tensor, same_caption: torch.Tensor) -> 
     return (F.cross_entropy(masked, target) + F.cross_entropy(masked.T, target)) / 2
 
 
+def near_miss_ranking_loss(own: torch.Tensor, near: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Logistic ranking of G's images: the match logit with their own caption, own [B], above the one with the
+    caption's near miss, near [B] (its colours swapped, its relation flipped...). Averaged over the rows where
+    valid [B] bool: a caption without a near miss has nothing to rank. 0 when no row is valid."""
+    if not valid.any():
+        return own.sum() * 0.0
+    return F.softplus(near - own)[valid].mean()
+
+
 def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of ||d logits / d x||^2. real_images must require grad."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)

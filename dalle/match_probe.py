@@ -55,6 +55,8 @@ def train_match_head(cfg: ModelConfig, table: TextCondition, world: ShapesWorld,
     table: the conditions of `world.captions`, in order."""
     torch.manual_seed(seed)
     D = Discriminator(cfg)
+    if D.word_order is not None:
+        D.word_order.fit(table)
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.0, 0.99))
     rng, g = random.Random(seed), torch.Generator().manual_seed(seed)
     for _ in range(steps):

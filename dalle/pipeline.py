@@ -126,7 +126,7 @@ class TextToImagePipeline:
         """w_avg per prompt [P, w_dim], cached by prompt; missing ones are computed in one call."""
         missing = [i for i, p in enumerate(prompts) if p not in self._centers]
         if missing:
-            new = self.generator.mapping.conditional_center(text.pooled[missing])
+            new = self.generator.mapping.conditional_center(self.generator.sentence(text[missing]))
             for i, c in zip(missing, new):
                 self._centers[prompts[i]] = c
         out = torch.stack([self._centers[p] for p in prompts])
@@ -140,7 +140,7 @@ class TextToImagePipeline:
     def synthesize(self, text: TextCondition, z: torch.Tensor, eps: torch.Tensor, truncation: float,
                    centers: torch.Tensor | None) -> torch.Tensor:
         """text (B prompts), z [B, z_dim], eps [B, cond_dim], centers [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
-        w, _ = self.generator.mapping(z.to(self.device), text.pooled, eps.to(self.device))
+        w, _ = self.generator.mapping(z.to(self.device), self.generator.sentence(text), eps.to(self.device))
         if truncation != 1.0 and centers is not None:
             w = truncate(w, centers, truncation)
         return self.generator.synthesis(w, text).clamp(-1, 1)

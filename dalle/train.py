@@ -189,10 +189,17 @@ class Trainer:
             raise ValueError("--recon-open needs the shapes world, which knows which captions place their shape")
         if not 0.0 <= cfg.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {cfg.hard_negatives}")
+        if cfg.near_miss_weight < 0:
+            raise ValueError(f"near_miss_weight is a weight, at least 0; got {cfg.near_miss_weight}")
+        if cfg.near_miss_weight > 0 and not isinstance(self.dataset, ShapesWorld):
+            raise ValueError("--near-miss-weight needs the shapes world, which knows each caption's near misses")
         if not 0.0 <= cfg.lr_decay <= 1.0:
             raise ValueError(f"lr_decay is a share of the run, 0 to 1; got {cfg.lr_decay}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
             raise ValueError("--warmup-kimg trains by reconstruction alone, so it needs --recon prior, posterior or layout")
+        for word_order in (self.G.word_order, self.D.word_order):  # statistics of this run's captions (see word_order.py)
+            if word_order is not None:
+                word_order.fit(self.text_table)
         encoders = {"posterior": ImageEncoder, "layout": LayoutEncoder}
         self.E = encoders[cfg.recon](model_cfg).to(self.device) if cfg.recon in encoders else None
         if cfg.init_from:
@@ -244,17 +251,21 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
-    def _batch(self) -> tuple[torch.Tensor, TextCondition, TextCondition, torch.Tensor]:
-        """Real images [B, 3, R, R], their captions, other captions, and the caption indices [B]."""
-        images, idx = self.dataset.sample(self.cfg.batch_size, self.data_rng)
+    def _batch(self) -> tuple[torch.Tensor, TextCondition, TextCondition, torch.Tensor, torch.Tensor | None]:
+        """Real images [B, 3, R, R], their captions, other captions, the caption indices [B], and the indices of
+        the captions' near misses [B] (None unless the shapes world gives them and the run uses them)."""
+        cfg = self.cfg
+        images, idx = self.dataset.sample(cfg.batch_size, self.data_rng)
         idx_t = torch.from_numpy(idx)
         wrong = mismatched(idx_t, self.torch_rng)
-        if self.cfg.hard_negatives > 0 and isinstance(self.dataset, ShapesWorld):  # the world knows its near misses
-            near = torch.from_numpy(self.dataset.near_miss(idx, self.data_rng))
-            wrong = torch.where(torch.rand(len(idx), generator=self.torch_rng) < self.cfg.hard_negatives, near, wrong)
+        near = None
+        if (cfg.hard_negatives > 0 or cfg.near_miss_weight > 0) and isinstance(self.dataset, ShapesWorld):
+            near = torch.from_numpy(self.dataset.near_miss(idx, self.data_rng))  # the world knows its near misses
+        if cfg.hard_negatives > 0 and near is not None:
+            wrong = torch.where(torch.rand(len(idx), generator=self.torch_rng) < cfg.hard_negatives, near, wrong)
         real = uint8_to_tensor(images, self.device).contiguous(memory_format=torch.channels_last)
         text = self.text_table[idx_t.to(self.device)].to(self.device, torch.float32)
-        return real, text, self.text_table[wrong.to(self.device)].to(self.device, torch.float32), idx_t
+        return real, text, self.text_table[wrong.to(self.device)].to(self.device, torch.float32), idx_t, near
 
     def _noise(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, eps) for b images, from the run's own generator (not the global RNG)."""
@@ -268,7 +279,7 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One D step and one G step (or, during the warm-up, a reconstruction-only G step), then the EMA."""
         cfg = self.cfg
-        real, text, text_wrong, idx = self._batch()
+        real, text, text_wrong, idx, near = self._batch()
         b = real.shape[0]
         same = same_caption(idx).to(self.device)
         warmup = self.images_seen < cfg.warmup_kimg * 1000
@@ -281,7 +292,11 @@ class Trainer:
         recon_weight = None
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
             recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
-        stats.update(self._g_step(real, text, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight))
+        near_misses = None  # (their conditions, which captions have one) for G's ranking term
+        if cfg.near_miss_weight > 0 and near is not None:
+            near_misses = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx).to(self.device))
+        stats.update(self._g_step(real, text, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight,
+                                  near_misses=near_misses))
         if cfg.lr_decay > 0:
             stats["lr_scale"] = scale
         self.images_seen += b * self.world
@@ -347,10 +362,12 @@ class Trainer:
         return zs[dist.argmin(0), torch.arange(b, device=self.device)]
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
-                pinned: torch.Tensor, recon_weight: torch.Tensor | None = None) -> dict[str, float]:
+                pinned: torch.Tensor, recon_weight: torch.Tensor | None = None,
+                near_misses: tuple[TextCondition, torch.Tensor] | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
-        pinned [B] bool: captions that fix the whole layout. With adversarial=False (the warm-up) only the
-        reconstruction and KL terms are used, and D is not run."""
+        pinned [B] bool: captions that fix the whole layout. near_misses: the captions' near misses and a [B] bool
+        of which captions have one; G then also ranks its own caption above the near miss. With adversarial=False
+        (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
         cfg, b = self.cfg, real.shape[0]
         stats: dict[str, float] = {}
         self.D.requires_grad_(False)  # D's weights get no gradients here
@@ -361,6 +378,8 @@ class Trainer:
             text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
             recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
             pinned = pinned[pairs.to(self.device)]
+            if near_misses is not None:
+                near_misses = (near_misses[0][pairs.to(self.device)], near_misses[1][pairs.to(self.device)])
         z, eps = self._noise(b)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
             z = self._nearest_z(eps, text, target)
@@ -383,16 +402,18 @@ class Trainer:
                 mu, var = mu.float(), var.float()
                 z_post = mu + var.sqrt() * torch.randn(mu.shape, generator=self.torch_rng).to(mu.device)
                 z = z.masked_scatter(posterior[:, None], z_post)
-            w, kl = self.G.mapping(z, text.pooled, eps)
+            sentence = self.G.sentence(text)
+            w, kl = self.G.mapping(z, sentence, eps)
             if cfg.style_mixing > 0:
                 z2, _ = self._noise(b)
-                w = mix_styles(w, self.G.mapping.map(z2, self.G.mapping.ca(text.pooled, eps)[0]),
+                w = mix_styles(w, self.G.mapping.map(z2, self.G.mapping.ca(sentence, eps)[0]),
                                self.G.synthesis.num_ws, cfg.style_mixing, self.torch_rng)
             fake = self.G.synthesis(w, text)
             if adversarial:
                 f_fake = self.D.features(self._augment(fake.float()))
                 u, m = self.D.heads(f_fake, text)
                 logits = self.D.match_matrix(f_fake, text) if cfg.contrastive_weight > 0 else None
+                m_near = self.D.heads(f_fake, near_misses[0])[1] if near_misses is not None else None
         fake = fake.float()
         loss_g = cfg.kl_weight * kl.float()
         stats["kl"] = kl.item()
@@ -405,6 +426,10 @@ class Trainer:
                 loss_con_g = losses.contrastive_match_loss(logits.float(), same)
                 loss_g = loss_g + cfg.contrastive_weight * loss_con_g
                 stats["contrastive_g"] = loss_con_g.item()
+            if m_near is not None:
+                loss_near = losses.near_miss_ranking_loss(m.float(), m_near.float(), near_misses[1])
+                loss_g = loss_g + cfg.near_miss_weight * loss_near
+                stats["near_miss_g"] = loss_near.item()
         if n_rec:
             rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec], cfg.recon_loss,
                                              None if recon_weight is None else recon_weight[:n_rec])

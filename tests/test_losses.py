@@ -181,6 +181,18 @@ def test_r1_is_the_squared_gradient_norm_per_image_averaged():
 
 
 # ---------------------------------------------------------------------- EMA
+def test_near_miss_ranking_known_values_and_rows_without_a_near_miss():
+    own = torch.tensor([2.0, 0.0, 1.0], requires_grad=True)
+    near = torch.tensor([0.0, 5.0, 3.0])
+    loss = losses.near_miss_ranking_loss(own, near, torch.tensor([True, False, True]))
+    expected = (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(2.0))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert own.grad[1] == 0 and (own.grad[[0, 2]] < 0).all()  # raising the own logit lowers the loss
+    none = losses.near_miss_ranking_loss(own, near, torch.zeros(3, dtype=torch.bool))
+    assert none.item() == 0.0 and none.requires_grad
+
+
 def test_ema_beta_is_a_half_life_in_images():
     from dalle.config import TrainConfig
     from dalle.train import ema_beta

@@ -67,6 +67,18 @@ def test_train_match_head_updates_the_discriminator():
     assert not D.training
 
 
+def test_train_match_head_fits_the_word_order_code_to_the_captions():
+    world = ShapesWorld(32, mix=(0.0, 1.0, 0.0))
+    cfg = ModelConfig(resolution=32, d_channel_base=128, embed_dim=32, d_word_order=True)
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(len(world.captions), 4, dtype=torch.bool)
+    text = TextCondition(torch.zeros(len(world.captions), cfg.text_dim),
+                         torch.randn(len(world.captions), 4, cfg.text_dim, generator=g) * 3 + 1, mask)
+    D = train_match_head(cfg, text, world, steps=1, batch_size=4)
+    assert D.text_proj[0].in_features == cfg.word_order_tokens * cfg.word_order_dim
+    assert torch.allclose(D.word_order.mean, text.tokens.flatten(0, 1).mean(0))  # fitted, not the zero default
+
+
 def test_probe_cli_prints_the_accuracies(capsys, tmp_path):
     rc = main(["probe", "--steps", "1", "--cache-dir", str(tmp_path)])
     assert rc == 0

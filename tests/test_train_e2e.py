@@ -318,7 +318,7 @@ def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), hard_negatives=1.0)
     t = Trainer(dataclasses.replace(TINY_MODEL, d_word_attention=True), cfg)
-    real, text, text_wrong, idx = t._batch()
+    real, text, text_wrong, idx, _ = t._batch()
     for i, caption in enumerate(idx.tolist()):
         near = t.dataset._near[caption]
         assert any(torch.equal(text_wrong.pooled[i], t.text_table[torch.tensor([j])].pooled[0]) for j in near)
@@ -327,6 +327,30 @@ def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
         stats = t.train_step()
         assert all(math.isfinite(v) for v in stats.values()), stats
     assert t.D.word_match.score.weight.abs().sum() > 0
+
+
+def test_g_ranks_its_own_caption_above_the_near_miss_of_each_caption_that_has_one(tmp_path, cache, monkeypatch):
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=8, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), near_miss_weight=2.0, diversity_weight=1.0)
+    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
+    _, _, _, idx, near = t._batch()
+    assert all(j in t.dataset._near[i] for i, j in zip(idx.tolist(), near.tolist()))
+    seen, original = {}, losses.near_miss_ranking_loss
+
+    def ranking(own, near_logits, valid):
+        seen.update(own=own, valid=valid)
+        return original(own, near_logits, valid)
+
+    monkeypatch.setattr(losses, "near_miss_ranking_loss", ranking)
+    t.images_seen = 0
+    stats = t.train_step()
+    assert math.isfinite(stats["near_miss_g"]) and seen["own"].shape == (8,)
+    # the diversity pairs repeat the first half's captions, and their near misses with them
+    assert torch.equal(seen["valid"][:4], seen["valid"][4:8])
+    with pytest.raises(ValueError, match="near_miss_weight"):
+        Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, near_miss_weight=-1.0))
+    with pytest.raises(ValueError, match="shapes world"):
+        tiny_trainer(tmp_path / "tiny", cache, near_miss_weight=1.0)
 
 
 def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_path, cache):
