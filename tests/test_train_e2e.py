@@ -431,7 +431,7 @@ def _fixed_batch(t: Trainer, caption_indices: list[int]):
     """A batch of real shapes images whose captions are the given ones (images are blank: only the captions matter)."""
     idx = torch.tensor(caption_indices)
     real = torch.ones(len(idx), 3, 32, 32)
-    return real, t.text_table[idx], t.text_table[idx.roll(1)], idx
+    return real, t.text_table[idx], t.text_table[idx.roll(1)], idx, None
 
 
 def test_hard_negatives_outside_0_1_are_refused(tmp_path, cache):
@@ -508,7 +508,7 @@ def test_nearest_z_reconstructs_from_the_closest_of_k_draws(tmp_path, cache):
     """recon_candidates=K: for each real image the G step uses the z whose image is nearest to it, out of K draws."""
     t = tiny_trainer(tmp_path / "run", cache, recon_candidates=4)
     t.autocast = False  # fp32 both here and in the replay below, so the nearest draw is the same one
-    real, text, _, _ = t._batch()
+    real, text, _, _, _ = t._batch()
     eps = torch.zeros(real.shape[0], TINY_MODEL.cond_dim)
     state = t.torch_rng.get_state()
     chosen = t._nearest_z(eps, text, real)
