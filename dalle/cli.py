@@ -240,6 +240,33 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe_binding(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from .binding_probe import PAIRS, colour_binding, train_binding
+    from .data.shapes import ShapesWorld
+    from .text_encoder import encode_captions_cached
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    _apply_preset(args)  # the preset's model fields (its training fields are not used)
+    cfg = _dataclass_from_args(ModelConfig, args, resolution=args.resolution or ModelConfig.resolution)
+
+    def encode(captions: list[str]):
+        return encode_captions_cached(cfg.text_encoder, captions, args.cache_dir,
+                                      max_tokens=cfg.max_tokens).to("cpu", torch.float32)
+
+    start = time.perf_counter()
+    world = ShapesWorld(cfg.resolution, mix=PAIRS)
+    G, E = train_binding(cfg, encode(world.captions), world, args.steps, seed=args.seed)
+    result = {name: round(v, 4) for name, v in colour_binding(G, E, encode).items()}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dalle", description="Train and sample a text-to-image GAN.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -290,6 +317,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
     p.add_argument("--cache-dir", default="data/cache", help="caption-embedding cache")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("probe-binding", help="can a fresh G, fitted by reconstruction alone, colour a pair's two "
+                       "shapes each by its own word? (shapes)")
+    p.add_argument("--preset", default="shapes", help="take the model settings from this recipe (flags win)")
+    p.add_argument("--resolution", type=int, default=None, help=f"(default {ModelConfig.resolution})")
+    p.add_argument("--steps", type=int, default=2000, help="batches of 32 pair scenes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--cache-dir", default="data/cache", help="caption-embedding cache")
+    _add_dataclass_flags(p, ModelConfig, skip={"resolution"})
+    p.set_defaults(func=cmd_probe_binding)
 
     p = sub.add_parser("info", help="summarise a checkpoint: data, training, headline metrics")
     p.add_argument("checkpoint")

@@ -35,6 +35,7 @@ class ModelConfig:
     cond_noise: float = 0.1  # scale of the conditioning-augmentation noise: at 1.0 it drowned the text code
     normalize_text: bool = False  # standardise the sentence embedding before mapping: near-identical captions stay apart
     word_mixing: bool = False  # a learned self-attention layer over G's word states: binds each colour word to its noun
+    g_word_positions: bool = False  # G's word states carry a learned vector per position: its attention can tell the first colour word from the second
     d_word_attention: bool = False  # D's match adds a word-region term: where each word is drawn, not just which words
     d_word_order: bool = False  # D's match reads the words in order (`WordOrder`), not the pooled sentence: swaps and flips differ
     g_word_order: bool = False  # G's mapping reads the same word-order code instead of the pooled sentence
@@ -97,6 +98,7 @@ class TrainConfig:
     vae_kl_weight: float = 0.01  # KL of the encoder's q(z | x, t) toward the prior (recon="posterior" or "layout")
     warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image
     hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved shape; shapes world)
+    d_near_miss_weight: float = 0.0  # D's match logit alone ranks a real image's own caption above its near miss (shapes world): word order learned early
     near_miss_weight: float = 0.0  # G ranks its image's own caption above that caption's near miss in D's match head (shapes world): the G side of hard_negatives
     diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism

@@ -9,8 +9,10 @@ Reads top to bottom:
      lay out the scene from the start. Each block upsamples x2 and runs 3x3 convs whose normalised
      output is scaled and shifted by a per-layer style from w; at low resolution a `WordAttention`
      layer lets every position read the prompt's token states ("top left", "three", "left of"
-     are words a pooled sentence vector blurs). With `word_mixing`, a `WordMixer` layer first lets each
-     word state take in its neighbours, so that "red" and "square" in "a red square" become one state.
+     are words a pooled sentence vector blurs). With `g_word_positions` each word state also carries a
+     learned vector for where it stands, so the attention can tell the first colour word from the second.
+     With `word_mixing`, a `WordMixer` layer first lets each word state take in its neighbours, so that
+     "red" and "square" in "a red square" become one state.
 """
 
 from __future__ import annotations
@@ -244,6 +246,8 @@ class SynthesisNetwork(nn.Module):
         c4 = cfg.channels(4)
         self.input = nn.Linear(cfg.w_dim, c4 * 16)  # the first 4x4 map is a projection of w (text and z)
         self.text = nn.Sequential(nn.LayerNorm(cfg.text_dim), nn.Linear(cfg.text_dim, cfg.attn_dim))  # word states
+        # where each word stands, for the attention keys: the token states are mostly the word itself
+        self.position = nn.Parameter(torch.zeros(cfg.max_tokens, cfg.attn_dim)) if cfg.g_word_positions else None
         self.mixer = WordMixer(cfg.attn_dim, cfg.max_tokens) if cfg.word_mixing else None
         blocks, res, ch = [], 4, c4
         while res <= cfg.resolution:
@@ -260,6 +264,8 @@ class SynthesisNetwork(nn.Module):
         """w [B, w_dim] or [B, num_ws, w_dim], text with tokens [B, L, text_dim] -> image [B, 3, R, R]."""
         ws = list((w if w.dim() == 3 else w[:, None].expand(-1, self.num_ws, -1)).unbind(1))
         words = self.text(text.tokens.to(w.dtype))
+        if self.position is not None:
+            words = words + self.position[:words.shape[1]].to(words.dtype)
         if self.mixer is not None:
             words = self.mixer(words, text.mask)
         x = self.input(ws[0]).view(w.shape[0], -1, 4, 4)

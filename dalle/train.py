@@ -189,10 +189,11 @@ class Trainer:
             raise ValueError("--recon-open needs the shapes world, which knows which captions place their shape")
         if not 0.0 <= cfg.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {cfg.hard_negatives}")
-        if cfg.near_miss_weight < 0:
-            raise ValueError(f"near_miss_weight is a weight, at least 0; got {cfg.near_miss_weight}")
-        if cfg.near_miss_weight > 0 and not isinstance(self.dataset, ShapesWorld):
-            raise ValueError("--near-miss-weight needs the shapes world, which knows each caption's near misses")
+        for name in ("near_miss_weight", "d_near_miss_weight"):
+            if getattr(cfg, name) < 0:
+                raise ValueError(f"{name} is a weight, at least 0; got {getattr(cfg, name)}")
+            if getattr(cfg, name) > 0 and not isinstance(self.dataset, ShapesWorld):
+                raise ValueError(f"--{name.replace('_', '-')} needs the shapes world, which knows each caption's near misses")
         if not 0.0 <= cfg.lr_decay <= 1.0:
             raise ValueError(f"lr_decay is a share of the run, 0 to 1; got {cfg.lr_decay}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
@@ -259,7 +260,8 @@ class Trainer:
         idx_t = torch.from_numpy(idx)
         wrong = mismatched(idx_t, self.torch_rng)
         near = None
-        if (cfg.hard_negatives > 0 or cfg.near_miss_weight > 0) and isinstance(self.dataset, ShapesWorld):
+        uses_near = cfg.hard_negatives > 0 or cfg.near_miss_weight > 0 or cfg.d_near_miss_weight > 0
+        if uses_near and isinstance(self.dataset, ShapesWorld):
             near = torch.from_numpy(self.dataset.near_miss(idx, self.data_rng))  # the world knows its near misses
         if cfg.hard_negatives > 0 and near is not None:
             wrong = torch.where(torch.rand(len(idx), generator=self.torch_rng) < cfg.hard_negatives, near, wrong)
@@ -284,7 +286,11 @@ class Trainer:
         same = same_caption(idx).to(self.device)
         warmup = self.images_seen < cfg.warmup_kimg * 1000
         scale = self._schedule_lr() if cfg.lr_decay > 0 else 1.0
-        stats = {} if warmup else self._d_step(real, text, text_wrong, same)
+        near_misses = None  # (their conditions, which captions have one) for the near-miss ranking terms
+        if near is not None:
+            near_misses = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx).to(self.device))
+        stats = {} if warmup else self._d_step(real, text, text_wrong, same,
+                                               near_misses if cfg.d_near_miss_weight > 0 else None)
         pinned = torch.zeros(b, dtype=torch.bool)  # captions that fix the whole layout (the shapes world knows them)
         if isinstance(self.dataset, ShapesWorld):
             pinned = torch.from_numpy(self.dataset.pinned(idx.numpy()))
@@ -292,11 +298,8 @@ class Trainer:
         recon_weight = None
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
             recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
-        near_misses = None  # (their conditions, which captions have one) for G's ranking term
-        if cfg.near_miss_weight > 0 and near is not None:
-            near_misses = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx).to(self.device))
         stats.update(self._g_step(real, text, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight,
-                                  near_misses=near_misses))
+                                  near_misses=near_misses if cfg.near_miss_weight > 0 else None))
         if cfg.lr_decay > 0:
             stats["lr_scale"] = scale
         self.images_seen += b * self.world
@@ -308,8 +311,10 @@ class Trainer:
         return stats
 
     def _d_step(self, real: torch.Tensor, text: TextCondition, text_wrong: TextCondition, same: torch.Tensor,
-                ) -> dict[str, float]:
-        """D learns u (real vs G's images), u + m (own caption vs G's images and other captions) and m's ranking."""
+                near_misses: tuple[TextCondition, torch.Tensor] | None = None) -> dict[str, float]:
+        """D learns u (real vs G's images), u + m (own caption vs G's images and other captions) and m's ranking.
+        near_misses: the captions' near misses and a [B] bool of which captions have one; m alone then also
+        ranks each real image's own caption above its near miss."""
         cfg, b = self.cfg, real.shape[0]
         stats: dict[str, float] = {}
         z, eps = self._noise(b)
@@ -325,6 +330,7 @@ class Trainer:
             _, m_wrong = self.D.heads(f_real, text_wrong)
             u_fake, m_fake = self.D.heads(f_fake, text)
             logits = self.D.match_matrix(f_real, text) if cfg.contrastive_weight > 0 else None
+            m_near = self.D.heads(f_real, near_misses[0])[1].float() if near_misses is not None else None
         u_real, m_real, m_wrong, u_fake, m_fake = (t.float() for t in (u_real, m_real, m_wrong, u_fake, m_fake))
         loss_real = losses.d_realism_loss(u_real, u_fake)
         loss_joint = losses.d_conditional_loss(u_real + m_real, u_fake + m_fake, u_real + m_wrong)
@@ -333,6 +339,10 @@ class Trainer:
             loss_con = losses.contrastive_match_loss(logits.float(), same)
             loss_d = loss_d + cfg.contrastive_weight * loss_con
             stats["contrastive_d"] = loss_con.item()
+        if m_near is not None:
+            loss_near = losses.near_miss_ranking_loss(m_real, m_near, near_misses[1])
+            loss_d = loss_d + cfg.d_near_miss_weight * loss_near
+            stats["near_miss_d"] = loss_near.item()
         if do_r1:  # on both adversarial logits of real images: u and u + m
             r1 = losses.r1_penalty(real_in, 2 * u_real + m_real)
             loss_d = loss_d + (cfg.r1_gamma / 2) * cfg.r1_every * r1

@@ -20,7 +20,7 @@ from dalle.data.shapes import Shape, render, single_caption
 from dalle.images import read_png_metadata
 from dalle.pipeline import TextToImagePipeline
 from dalle.model_card import render_model_card
-from dalle.train import LOG_FIELDS, Trainer, lr_scale, setting_changes
+from dalle.train import LOG_FIELDS, Trainer, lr_scale, same_caption, setting_changes
 
 TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "128", "--w-dim", "64",
               "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
@@ -351,6 +351,37 @@ def test_g_ranks_its_own_caption_above_the_near_miss_of_each_caption_that_has_on
         Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, near_miss_weight=-1.0))
     with pytest.raises(ValueError, match="shapes world"):
         tiny_trainer(tmp_path / "tiny", cache, near_miss_weight=1.0)
+
+
+def test_d_ranks_a_real_images_own_caption_above_its_near_miss(tmp_path, cache):
+    """d_near_miss_weight: D's step reports the ranking loss of its match logits on the real images, and one
+    step dominated by it lowers that loss on the same batch."""
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=8, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), d_near_miss_weight=100.0, r1_gamma=0.0,
+                      contrastive_weight=0.0, lr_d=1e-3)
+    t = Trainer(dataclasses.replace(TINY_MODEL, d_word_order=True), cfg)
+    t.autocast = False  # fp32, so the step's own value can be checked exactly
+    real, text, text_wrong, idx, near = t._batch()
+    assert all(j in t.dataset._near[i] for i, j in zip(idx.tolist(), near.tolist()))
+    near_text, valid = t.text_table[near], near != idx
+    assert valid.any()
+
+    def ranking() -> float:
+        with torch.no_grad():
+            r = t.D.features(real)
+            return losses.near_miss_ranking_loss(t.D.heads(r, text)[1], t.D.heads(r, near_text)[1], valid).item()
+
+    before = ranking()
+    stats = t._d_step(real, text, text_wrong, same_caption(idx), (near_text, valid))
+    assert stats["near_miss_d"] == pytest.approx(before, rel=1e-4)
+    assert ranking() < before
+    assert "near_miss_d" in t.train_step()  # the training step passes them on
+    t0 = Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_near_miss_weight=0.0, out=str(tmp_path / "r0")))
+    assert "near_miss_d" not in t0.train_step()
+    with pytest.raises(ValueError, match="d_near_miss_weight"):
+        Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_near_miss_weight=-1.0))
+    with pytest.raises(ValueError, match="shapes world"):
+        tiny_trainer(tmp_path / "tiny", cache, d_near_miss_weight=1.0)
 
 
 def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_path, cache):
