@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,ablate,sample,probe,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,ablate,sample,probe,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.

@@ -29,6 +29,18 @@ LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g"
 LOG_HEADER = ",".join(LOG_FIELDS) + "\n"
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """The CLI verbs set torch's thread count for the whole process (--threads, default 1); put it back after
+    each test, so one test's setting does not reach the next. (At one thread, a later test's tiny bf16
+    backward crashed the process.)"""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def _log_row(s: int) -> str:
     """One plausible log.csv row at step s (blank where a term is off, as training writes it)."""
     row = {"step": s, "kimg": f"{s * 0.032:.3f}", "loss_d": 1.4 - s / 2000, "loss_g": 0.9 + s / 3000,
