@@ -54,7 +54,7 @@ from .text_encoder import TextCondition, encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl",
-              "lr_scale"]
+              "lr_scale", "near_miss_d", "near_miss_g"]
 SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
                   "two red triangles", "three blue circles", "a large purple triangle in the center",

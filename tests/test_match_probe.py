@@ -15,7 +15,7 @@ from dalle.match_probe import near_miss_accuracy, train_match_head
 from dalle.text_encoder import TextCondition
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shapes-32"
-TINY = ModelConfig(resolution=32, d_channel_base=128, embed_dim=32)
+TINY = ModelConfig(resolution=32, d_channel_base=256, embed_dim=32)
 
 
 def caption_id(caption: str) -> int:
@@ -69,7 +69,7 @@ def test_train_match_head_updates_the_discriminator():
 
 def test_train_match_head_fits_the_word_order_code_to_the_captions():
     world = ShapesWorld(32, mix=(0.0, 1.0, 0.0))
-    cfg = ModelConfig(resolution=32, d_channel_base=128, embed_dim=32, d_word_order=True)
+    cfg = ModelConfig(resolution=32, d_channel_base=256, embed_dim=32, d_word_order=True)
     g = torch.Generator().manual_seed(0)
     mask = torch.ones(len(world.captions), 4, dtype=torch.bool)
     text = TextCondition(torch.zeros(len(world.captions), cfg.text_dim),

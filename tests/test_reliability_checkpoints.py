@@ -29,7 +29,7 @@ from dalle.generator import Generator
 from dalle.pipeline import TextToImagePipeline
 from test_reliability_support import AppProcess
 
-CFG = ModelConfig(resolution=32, channel_base=128, d_channel_base=128, z_dim=8, cond_dim=8, w_dim=32,
+CFG = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, z_dim=8, cond_dim=8, w_dim=32,
                   mapping_layers=2, embed_dim=32)
 
 

@@ -22,10 +22,10 @@ from dalle.pipeline import TextToImagePipeline
 from dalle.model_card import render_model_card
 from dalle.train import LOG_FIELDS, Trainer, lr_scale, same_caption, setting_changes
 
-TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "128", "--w-dim", "64",
+TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "256", "--w-dim", "64",
               "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
               "--batch-size", "4", "--threads", "1"]
-TINY_MODEL = ModelConfig(resolution=32, channel_base=128, d_channel_base=128, w_dim=64, z_dim=16, cond_dim=16,
+TINY_MODEL = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, w_dim=64, z_dim=16, cond_dim=16,
                          embed_dim=64, attn_dim=16, max_tokens=8)
 
 
@@ -578,3 +578,14 @@ def test_lr_decay_scales_both_optimizers_by_the_run_progress(tmp_path, cache):
 def test_lr_decay_outside_0_1_is_refused(tmp_path, cache):
     with pytest.raises(ValueError, match="lr_decay"):
         tiny_trainer(tmp_path / "run", cache, lr_decay=1.5)
+
+
+def test_the_log_records_both_near_miss_rankings(tmp_path, cache):
+    out = tmp_path / "run"
+    rc = main(["train", "--data", "shapes", "--out", str(out), "--max-steps", "2", "--sample-every", "2",
+               "--checkpoint-every", "2", "--cache-dir", str(cache), "--d-near-miss-weight", "1",
+               "--near-miss-weight", "1", *TINY_FLAGS])
+    assert rc == 0
+    with open(out / "log.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["near_miss_d"]) > 0 and float(row["near_miss_g"]) > 0  # softplus ranking losses are positive

@@ -57,7 +57,7 @@ def test_a_short_table_is_refused():
         WordOrder(TEXT_DIM, positions=2, dim=5).fit(table(2))
 
 
-TINY = ModelConfig(resolution=32, channel_base=128, d_channel_base=128, w_dim=64, z_dim=16, cond_dim=16,
+TINY = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, w_dim=64, z_dim=16, cond_dim=16,
                    embed_dim=64, attn_dim=16, max_tokens=8, word_order_tokens=6, word_order_dim=8,
                    d_word_order=True, g_word_order=True)
 
