@@ -69,7 +69,9 @@ def train_binding(cfg: ModelConfig, table: TextCondition, world: ShapesWorld, st
 def colour_binding(G: Generator, E: LayoutEncoder, encode: Encode, num_scenes: int = 400, seed: int = 123,
                    ) -> dict[str, float]:
     """{"own", "swap": mean squared error of the redrawn scenes, "own_wins": share of scenes redrawn better from
-    the own caption than from its colour swap (0.5: no binding), "scenes": how many}.
+    the own caption than from its colour swap (0.5: no binding), "scenes": how many, and two reference errors:
+    "mean_image" (every scene drawn as the scenes' average image: a G that has learned nothing yet) and "grey"
+    (each scene's own shapes, in grey: a G with the layout right and no colour)}.
 
     Pair scenes whose two shapes share a colour have nothing to swap and are left out."""
     world = ShapesWorld(G.cfg.resolution, mix=PAIRS)
@@ -82,5 +84,7 @@ def colour_binding(G: Generator, E: LayoutEncoder, encode: Encode, num_scenes: i
     error = lambda x: (x.float() - real).pow(2).flatten(1).mean(1)  # noqa: E731  [N]
     own_error = error(_redraw(G, E, real, own_text))
     swap_error = error(_redraw(G, E, real, encode(swaps), z_text=own_text))
+    references = {"mean_image": real.mean(0, keepdim=True), "grey": real.mean(1, keepdim=True)}  # broadcast to real
     return {"own": own_error.mean().item(), "swap": swap_error.mean().item(),
-            "own_wins": (own_error < swap_error).float().mean().item(), "scenes": len(own)}
+            "own_wins": (own_error < swap_error).float().mean().item(), "scenes": len(own),
+            **{name: error(image.expand_as(real)).mean().item() for name, image in references.items()}}

@@ -55,6 +55,9 @@ def test_an_oracle_that_draws_the_scene_only_from_its_own_caption_always_wins():
     result = colour_binding(oracle, LayoutEncoder(TINY).eval(), fake_encode, num_scenes=30)
     assert result["own"] == 0.0 and result["swap"] > 0 and result["own_wins"] == 1.0
     assert result["scenes"] == len(keep)
+    mean_image = (real.mean(0, keepdim=True) - real).pow(2).mean().item()  # the references, computed the long way
+    grey = (real.mean(1, keepdim=True).repeat(1, 3, 1, 1) - real).pow(2).mean().item()
+    assert abs(result["mean_image"] - mean_image) < 1e-6 and abs(result["grey"] - grey) < 1e-6
 
 
 def test_train_binding_lowers_the_reconstruction_error():
@@ -104,5 +107,6 @@ def test_probe_binding_cli_prints_the_errors(capsys, tmp_path):
                "--channel-max", "32", "--g-word-positions", "true"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(result) == {"own", "swap", "own_wins", "scenes", "seconds"}
+    assert set(result) == {"own", "swap", "own_wins", "scenes", "mean_image", "grey", "seconds"}
+    assert 0 < result["grey"] < result["mean_image"]  # the layout alone, in grey, is nearer the scenes than their mean
     assert result["own"] > 0 and result["swap"] > 0 and 0.0 <= result["own_wins"] <= 1.0 and result["scenes"] > 0
