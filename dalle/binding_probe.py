@@ -2,9 +2,9 @@
 
 Trained G's draw "a green circle left of a black square" as two shapes of one blended colour. Is that the
 GAN game, or can this generator not bind a colour to one object at all? The probe takes the GAN out:
-  * `train_binding` fits a fresh G, with a `LayoutEncoder`, by reconstruction alone on pair scenes. The
-    encoder sees only where the ink is, so z says "two blobs, here and there" and G must take the colours
-    from the caption.
+  * `train_binding` fits a G (fresh, or a trained one to start from), with a fresh `LayoutEncoder`, by
+    reconstruction alone on pair scenes. The encoder sees only where the ink is, so z says "two blobs, here
+    and there" and G must take the colours from the caption.
   * `colour_binding` then redraws held-out pair scenes from their layout z twice: with the own caption and
     with its colour swap ("a black circle left of a green square"). A G that binds each colour to its
     object reconstructs the scene far better from the own caption; one that paints both objects in a blend
@@ -41,12 +41,16 @@ def _redraw(G: Generator, E: LayoutEncoder, images: torch.Tensor, text: TextCond
 
 
 def train_binding(cfg: ModelConfig, table: TextCondition, world: ShapesWorld, steps: int, batch_size: int = 32,
-                  lr: float = 1e-3, kl_weight: float = 0.01, seed: int = 0) -> tuple[Generator, LayoutEncoder]:
-    """A fresh G and layout encoder trained for `steps` batches of `world`'s scenes by L2 reconstruction from the
-    layout posterior (plus its KL toward N(0, I)). table: the conditions of `world.captions`, in order."""
+                  lr: float = 1e-3, kl_weight: float = 0.01, seed: int = 0, G: Generator | None = None,
+                  ) -> tuple[Generator, LayoutEncoder]:
+    """A G and a fresh layout encoder trained for `steps` batches of `world`'s scenes by L2 reconstruction from the
+    layout posterior (plus its KL toward N(0, I)). table: the conditions of `world.captions`, in order.
+    G: start from this (trained) generator, whose word-order code is kept as it is; None: a fresh one."""
     torch.manual_seed(seed)
-    G, E = Generator(cfg), LayoutEncoder(cfg)
-    if G.word_order is not None:
+    fresh = G is None
+    G = Generator(cfg) if fresh else G.train()
+    E = LayoutEncoder(cfg)
+    if fresh and G.word_order is not None:
         G.word_order.fit(table)
     opt = torch.optim.Adam(list(G.parameters()) + list(E.parameters()), lr=lr, betas=(0.0, 0.99))
     rng, g = random.Random(seed), torch.Generator().manual_seed(seed)

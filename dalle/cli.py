@@ -246,13 +246,21 @@ def cmd_probe_binding(args: argparse.Namespace) -> int:
     import torch
 
     from .binding_probe import PAIRS, colour_binding, train_binding
+    from .checkpoint import load_into, model_config, read_config, refuse_pickles
     from .data.shapes import ShapesWorld
+    from .generator import Generator
     from .text_encoder import encode_captions_cached
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     _apply_preset(args)  # the preset's model fields (its training fields are not used)
     cfg = _dataclass_from_args(ModelConfig, args, resolution=args.resolution or ModelConfig.resolution)
+    G = None
+    if args.init_from:  # the checkpoint's own model config and EMA generator; the model flags are not used
+        refuse_pickles(Path(args.init_from))
+        cfg = model_config(read_config(args.init_from))
+        G = Generator(cfg)
+        load_into(G, args.init_from, "generator")
 
     def encode(captions: list[str]):
         return encode_captions_cached(cfg.text_encoder, captions, args.cache_dir,
@@ -260,7 +268,7 @@ def cmd_probe_binding(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     world = ShapesWorld(cfg.resolution, mix=PAIRS)
-    G, E = train_binding(cfg, encode(world.captions), world, args.steps, seed=args.seed)
+    G, E = train_binding(cfg, encode(world.captions), world, args.steps, seed=args.seed, G=G)
     result = {name: round(v, 4) for name, v in colour_binding(G, E, encode).items()}
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result))
@@ -323,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="shapes", help="take the model settings from this recipe (flags win)")
     p.add_argument("--resolution", type=int, default=None, help=f"(default {ModelConfig.resolution})")
     p.add_argument("--steps", type=int, default=2000, help="batches of 32 pair scenes")
+    p.add_argument("--init-from", default="", help="start G from this checkpoint folder (its model config wins)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
     p.add_argument("--cache-dir", default="data/cache", help="caption-embedding cache")

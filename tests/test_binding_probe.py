@@ -110,3 +110,39 @@ def test_probe_binding_cli_prints_the_errors(capsys, tmp_path):
     assert set(result) == {"own", "swap", "own_wins", "scenes", "mean_image", "grey", "seconds"}
     assert 0 < result["grey"] < result["mean_image"]  # the layout alone, in grey, is nearer the scenes than their mean
     assert result["own"] > 0 and result["swap"] > 0 and 0.0 <= result["own_wins"] <= 1.0 and result["scenes"] > 0
+
+
+def test_train_binding_starts_from_a_given_generator_and_keeps_its_word_order_code():
+    """A trained G (--init-from) is trained on as it is: the same module, and its word-order statistics are the
+    checkpoint's, not refitted to the probe's pair captions."""
+    cfg = ModelConfig(**{**TINY.to_dict(), "g_word_order": True})
+    world = ShapesWorld(32, mix=PAIRS)
+    table = TextCondition(*(lambda t: (t.pooled, t.pooled[:, None].repeat(1, 4, 1),
+                                       torch.ones(len(t.pooled), 4, dtype=torch.bool)))(fake_encode(world.captions)))
+    torch.manual_seed(1)
+    G = Generator(cfg)
+    G.word_order.mean.fill_(7.0)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    trained, _ = train_binding(cfg, table, world, steps=2, batch_size=4, G=G)
+    assert trained is G and not G.training
+    assert torch.equal(G.word_order.mean, torch.full_like(G.word_order.mean, 7.0))
+    assert any(not torch.equal(v, before[k]) for k, v in G.state_dict().items())  # and it did train
+    fresh, _ = train_binding(cfg, table, world, steps=0)
+    assert not torch.equal(fresh.word_order.mean, G.word_order.mean)  # a fresh G fits the code to the captions
+
+
+def test_probe_binding_cli_starts_from_a_checkpoint(capsys, tmp_path):
+    from dalle.checkpoint import save_checkpoint
+    from dalle.discriminator import Discriminator
+
+    cfg = ModelConfig(**{**TINY.to_dict(), "d_channel_base": 256})
+    ck = tmp_path / "ck"
+    save_checkpoint(ck, {"model": cfg.to_dict(), "name": "ck", "step": 1, "images_seen": 32,
+                         "dataset": {"name": "shapes"}}, Generator(cfg), Discriminator(cfg))
+    rc = main(["probe-binding", "--steps", "1", "--cache-dir", str(tmp_path / "cache"), "--init-from", str(ck)])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["scenes"] > 0 and result["own"] > 0
+    (ck / "generator.safetensors").write_bytes(b"not weights")
+    rc = main(["probe-binding", "--steps", "1", "--cache-dir", str(tmp_path / "cache"), "--init-from", str(ck)])
+    assert rc != 0 and "generator.safetensors" in capsys.readouterr().err  # refused, naming the file
