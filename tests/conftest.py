@@ -32,8 +32,8 @@ LOG_HEADER = ",".join(LOG_FIELDS) + "\n"
 @pytest.fixture(autouse=True)
 def _restore_torch_threads() -> Iterator[None]:
     """The CLI verbs set torch's thread count for the whole process (--threads, default 1); put it back after
-    each test, so one test's setting does not reach the next. (At one thread, a later test's tiny bf16
-    backward crashed the process.)"""
+    each test, so one test's setting does not reach the next. (At one thread, torch's backward of a tiny strided
+    1x1 convolution crashed a later test on an AVX2-only AMD EPYC.)"""
     import torch
 
     threads = torch.get_num_threads()
