@@ -100,7 +100,7 @@ class TrainConfig:
     hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved shape; shapes world)
     d_near_miss_weight: float = 0.0  # D's match logit alone ranks a real image's own caption above its near miss (shapes world): word order learned early
     near_miss_weight: float = 0.0  # G ranks its image's own caption above that caption's near miss in D's match head (shapes world): the G side of hard_negatives
-    diversity_weight: float = 0.0  # DSGAN term: images of one prompt must differ when z differs (0 = off)
+    diversity_weight: float = 0.0  # DSGAN term after the warm-up: images of an open caption must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)
     kl_weight: float = 0.001  # conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)

@@ -383,7 +383,8 @@ class Trainer:
         self.D.requires_grad_(False)  # D's weights get no gradients here
         target = real
         half = b // 2
-        if cfg.diversity_weight > 0:  # pair up: the second half repeats the first half's prompts
+        diversify = adversarial and cfg.diversity_weight > 0  # the warm-up's reconstruction would pull the pairs together
+        if diversify:  # pair up: the second half repeats the first half's prompts
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
             text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
             recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
@@ -449,9 +450,10 @@ class Trainer:
             vae_kl = losses.gaussian_kl(mu, var)
             loss_g = loss_g + cfg.vae_kl_weight * vae_kl
             stats["vae_kl"] = vae_kl.item()
-        if cfg.diversity_weight > 0:
-            div = losses.g_diversity_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half],
-                                          cfg.diversity_cap)
+        open_ = ~pinned[:half]  # a placed shape has one right image (up to jitter): only open captions must vary
+        if diversify and open_.any():
+            div = losses.g_diversity_loss(fake[:half][open_], fake[half:2 * half][open_], z[:half][open_],
+                                          z[half:2 * half][open_], cfg.diversity_cap)
             loss_g = loss_g + cfg.diversity_weight * div
             stats["diversity"] = -div.item()
         self.opt_g.zero_grad(set_to_none=True)

@@ -94,7 +94,8 @@ def test_pipeline_is_deterministic_and_seed_j_is_seed_plus_j(trained):
     b = pipe(["a blue square"], seed=4, truncation=0.7, num_images=1)
     assert a.pixels.shape == (2, 3, 32, 32, 3)
     assert (a.pixels == pipe(["a red circle", "a blue square"], seed=3, num_images=3).pixels).all()
-    assert (a.pixels[1, 1] == b.pixels[0, 0]).all()  # image j uses seed + j, whatever the batch
+    # image j uses seed + j, whatever the batch; CPU kernels chosen by batch size (AMX) may round one level apart
+    assert np.abs(a.pixels[1, 1].astype(int) - b.pixels[0, 0].astype(int)).max() <= 1
     assert ((a.realism >= 0) & (a.realism <= 1)).all() and ((a.match >= 0) & (a.match <= 1)).all()
     assert a.seeds == [3, 4, 5]
 
@@ -403,6 +404,29 @@ def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_pat
     t.cfg.warmup_kimg, t.images_seen = 1.0, 0  # in the warm-up every image is a target
     t.train_step()
     assert seen[-1] is None
+
+
+def test_diversity_term_acts_on_open_captions_after_the_warm_up(tmp_path, cache, monkeypatch):
+    """diversity_weight > 0: in the GAN phase the first half's prompts are repeated in the second half, and the term
+    compares only the pairs whose caption leaves the layout open; during the warm-up there are no pairs."""
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), diversity_weight=1.0)
+    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
+    placed = t.dataset.captions.index("a red circle at the top left")
+    pair = t.dataset.captions.index("a red circle left of a blue square")
+    t._batch = lambda: _fixed_batch(t, [placed, pair, placed, placed])
+    compared = []
+    div = losses.g_diversity_loss
+    monkeypatch.setattr(losses, "g_diversity_loss", lambda a, b, za, zb, cap: compared.append(
+        (len(a), torch.equal(za, zb))) or div(a, b, za, zb, cap))
+    stats = t.train_step()
+    assert compared == [(1, False)]  # the pair's two images, from two z; not the placed circle's
+    assert stats["diversity"] >= 0
+    t._batch = lambda: _fixed_batch(t, [placed, placed, pair, pair])  # no open caption in the first half
+    assert "diversity" not in t.train_step() and len(compared) == 1
+    t.cfg.warmup_kimg, t.images_seen = 1.0, 0
+    t._batch = lambda: _fixed_batch(t, [placed, pair, placed, placed])
+    assert "diversity" not in t.train_step() and len(compared) == 1
 
 
 def test_layout_reconstruction_takes_open_captions_z_from_the_encoder(tmp_path, cache, monkeypatch):
