@@ -450,8 +450,8 @@ class Trainer:
             vae_kl = losses.gaussian_kl(mu, var)
             loss_g = loss_g + cfg.vae_kl_weight * vae_kl
             stats["vae_kl"] = vae_kl.item()
-        open_ = ~pinned[:half]  # a placed shape has one right image (up to jitter): only open captions must vary
-        if diversify and open_.any():
+        open_ = ~pinned[:half] if diversify else None  # a placed shape has one right image (up to jitter)
+        if open_ is not None and open_.any():  # only open captions must vary
             div = losses.g_diversity_loss(fake[:half][open_], fake[half:2 * half][open_], z[:half][open_],
                                           z[half:2 * half][open_], cfg.diversity_cap)
             loss_g = loss_g + cfg.diversity_weight * div
