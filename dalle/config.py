@@ -39,6 +39,7 @@ class ModelConfig:
     d_word_attention: bool = False  # D's match adds a word-region term: where each word is drawn, not just which words
     d_word_order: bool = False  # D's match reads the words in order (`WordOrder`), not the pooled sentence: swaps and flips differ
     g_word_order: bool = False  # G's mapping reads the same word-order code instead of the pooled sentence
+    d_group_spread: bool = False  # D also judges groups of images of one prompt by how much they vary (training only): seeds must vary as the data does
     word_order_tokens: int = 12  # tokens the word-order code reads ([CLS] included); the shapes captions have at most 12
     word_order_dim: int = 32  # main directions kept per token: whitened, they train where the raw 384 did not
 
@@ -100,6 +101,8 @@ class TrainConfig:
     hard_negatives: float = 0.0  # share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved shape; shapes world)
     d_near_miss_weight: float = 0.0  # D's match logit alone ranks a real image's own caption above its near miss (shapes world): word order learned early
     near_miss_weight: float = 0.0  # G ranks its image's own caption above that caption's near miss in D's match head (shapes world): the G side of hard_negatives
+    group_size: int = 1  # images of one caption in a row in each batch (real: fresh draws of what it leaves open; fake: other seeds); >1 feeds D's group-spread head
+    spread_weight: float = 0.0  # weight of the group-spread game (D and G; needs d_group_spread and group_size > 1)
     diversity_weight: float = 0.0  # DSGAN term after the warm-up: images of an open caption must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)

@@ -7,6 +7,12 @@ image -> strided conv trunk down to a 4x4 map r of 16 regions -> flattened featu
                        (+ word-region term, optional)    "...with each word in the right place?"
   * joint   u + m    the conditional logit of the adversarial game (Miyato & Koyama, 2018)
 
+The optional group-spread head (`d_group_spread`) judges groups of images of one prompt: how much
+each region of the 4x4 map varies across the group, read with the prompt. A real group of "two red
+triangles" varies (the triangles move), a group of G's images that ignores z does not; one image
+alone cannot show that. It is used in training only (a conditional minibatch standard deviation, as
+StyleGAN's, over groups that share a caption, as PacGAN packs samples).
+
 The optional word-region term (`d_word_attention`) lets every region attend over the prompt's
 words and scores what it found *by where the region is*: a pooled sentence vector barely
 changes between "a red circle left of a blue square" and "... right of ...", but which region
@@ -96,6 +102,38 @@ class WordRegionMatch(nn.Module):
         return out if pairwise else out.squeeze(-1)
 
 
+class GroupSpread(nn.Module):
+    """A logit per group of images that share a prompt: "does this group vary as real images of the prompt do?"
+
+    The spread of a group is the standard deviation across its images of each channel at each of the 16
+    regions, averaged within `SPREAD_CHANNEL_GROUPS` channel groups; an MLP reads it with the prompt."""
+
+    SPREAD_CHANNEL_GROUPS = 4
+
+    def __init__(self, channels: int,  # channels of the 4x4 region map
+                 sentence_dim: int,  # width of what D reads of each prompt (`Discriminator.sentence`)
+                 dim: int):  # hidden width
+        super().__init__()
+        if channels % self.SPREAD_CHANNEL_GROUPS:
+            raise ValueError(f"the 4x4 map's {channels} channels do not split into {self.SPREAD_CHANNEL_GROUPS} groups")
+        self.text = nn.Linear(sentence_dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(self.SPREAD_CHANNEL_GROUPS * 16 + dim, dim), nn.LeakyReLU(0.2),
+                                 nn.Linear(dim, 1))
+
+    @classmethod
+    def spread(cls, regions: torch.Tensor, group: int) -> torch.Tensor:
+        """regions [n * group, C, 4, 4], each group's images consecutive -> spread [n, SPREAD_CHANNEL_GROUPS * 16]."""
+        b, c = regions.shape[:2]
+        x = regions.float().view(b // group, group, c, 16)
+        std = (x.var(1, unbiased=False) + 1e-8).sqrt()  # [n, C, 16]
+        return std.view(b // group, cls.SPREAD_CHANNEL_GROUPS, -1, 16).mean(2).flatten(1)
+
+    def forward(self, regions: torch.Tensor, sentence: torch.Tensor, group: int) -> torch.Tensor:
+        """regions [n * group, C, 4, 4], sentence [n, sentence_dim] (one per group) -> logits [n]."""
+        s = self.spread(regions, group)
+        return self.mlp(torch.cat([s, F.leaky_relu(self.text(sentence.float()), 0.2)], 1)).squeeze(-1)
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -110,6 +148,7 @@ class Discriminator(nn.Module):
                                        nn.Linear(cfg.embed_dim, cfg.embed_dim))
         self.match_bias = nn.Parameter(torch.zeros(1))
         self.word_match = WordRegionMatch(ch, cfg.text_dim, cfg.attn_dim) if cfg.d_word_attention else None
+        self.group_spread = GroupSpread(ch, sentence_dim, cfg.attn_dim) if cfg.d_group_spread else None
 
     def sentence(self, text: TextCondition) -> torch.Tensor:
         """What the match head reads of each prompt: the pooled embedding [B, text_dim], or with
@@ -136,6 +175,13 @@ class Discriminator(nn.Module):
         if self.word_match is not None:
             logits = logits + self.word_match(r, text, pairwise=True)
         return logits
+
+    def spread_logits(self, r: torch.Tensor, text: TextCondition, group: int) -> torch.Tensor:
+        """r [n * group, C, 4, 4] of groups of consecutive images that share a prompt, text (one prompt per image)
+        -> group-spread logits [n] (`GroupSpread`; needs `d_group_spread`)."""
+        if self.group_spread is None:
+            raise ValueError("this discriminator has no group-spread head (model config d_group_spread)")
+        return self.group_spread(r, self.sentence(text[::group]), group)
 
     def forward(self, images: torch.Tensor, text: TextCondition) -> tuple[torch.Tensor, torch.Tensor]:
         """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (u [B], m [B])."""

@@ -54,7 +54,7 @@ from .text_encoder import TextCondition, encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl",
-              "lr_scale", "near_miss_d", "near_miss_g"]
+              "lr_scale", "near_miss_d", "near_miss_g", "spread_d", "spread_g"]
 SHAPES_PREVIEW = ["a large red circle at the top left", "a small blue square in the center",
                   "a yellow triangle at the bottom right", "a green circle left of a black square",
                   "two red triangles", "three blue circles", "a large purple triangle in the center",
@@ -194,6 +194,16 @@ class Trainer:
                 raise ValueError(f"{name} is a weight, at least 0; got {getattr(cfg, name)}")
             if getattr(cfg, name) > 0 and not isinstance(self.dataset, ShapesWorld):
                 raise ValueError(f"--{name.replace('_', '-')} needs the shapes world, which knows each caption's near misses")
+        if cfg.group_size < 1 or cfg.batch_size % cfg.group_size:
+            raise ValueError(f"group_size must be at least 1 and divide the batch ({cfg.batch_size}); got {cfg.group_size}")
+        if cfg.group_size > 1 and not isinstance(self.dataset, ShapesWorld):
+            raise ValueError("--group-size needs the shapes world, which can draw a caption again")
+        if cfg.spread_weight < 0:
+            raise ValueError(f"spread_weight is a weight, at least 0; got {cfg.spread_weight}")
+        if cfg.spread_weight > 0 and (cfg.group_size < 2 or not model_cfg.d_group_spread):
+            raise ValueError("--spread-weight needs groups (--group-size 2 or more) and D's head (--d-group-spread true)")
+        if cfg.spread_weight > 0 and cfg.diversity_weight > 0:
+            raise ValueError("--spread-weight and --diversity-weight both regroup G's batch; use one")
         if not 0.0 <= cfg.lr_decay <= 1.0:
             raise ValueError(f"lr_decay is a share of the run, 0 to 1; got {cfg.lr_decay}")
         if cfg.warmup_kimg > 0 and cfg.recon == "none":
@@ -256,7 +266,10 @@ class Trainer:
         """Real images [B, 3, R, R], their captions, other captions, the caption indices [B], and the indices of
         the captions' near misses [B] (None unless the shapes world gives them and the run uses them)."""
         cfg = self.cfg
-        images, idx = self.dataset.sample(cfg.batch_size, self.data_rng)
+        if cfg.group_size > 1:  # groups of images of one caption, in a row
+            images, idx = self.dataset.sample(cfg.batch_size, self.data_rng, group=cfg.group_size)
+        else:
+            images, idx = self.dataset.sample(cfg.batch_size, self.data_rng)
         idx_t = torch.from_numpy(idx)
         wrong = mismatched(idx_t, self.torch_rng)
         near = None
@@ -343,6 +356,13 @@ class Trainer:
             loss_near = losses.near_miss_ranking_loss(m_real, m_near, near_misses[1])
             loss_d = loss_d + cfg.d_near_miss_weight * loss_near
             stats["near_miss_d"] = loss_near.item()
+        if cfg.spread_weight > 0:  # groups of one caption: real draws vary as the caption allows, G's must too
+            with self._autocast():
+                s_real = self.D.spread_logits(f_real, text, cfg.group_size)
+                s_fake = self.D.spread_logits(f_fake, text, cfg.group_size)
+            loss_spread = losses.d_realism_loss(s_real.float(), s_fake.float())
+            loss_d = loss_d + cfg.spread_weight * loss_spread
+            stats["spread_d"] = loss_spread.item()
         if do_r1:  # on both adversarial logits of real images: u and u + m
             r1 = losses.r1_penalty(real_in, 2 * u_real + m_real)
             loss_d = loss_d + (cfg.r1_gamma / 2) * cfg.r1_every * r1
@@ -358,18 +378,25 @@ class Trainer:
         return stats
 
     @torch.no_grad()
-    def _nearest_z(self, eps: torch.Tensor, text: TextCondition, target: torch.Tensor) -> torch.Tensor:
+    def _nearest_z(self, eps: torch.Tensor, text: TextCondition, target: torch.Tensor,
+                   where: torch.Tensor | None = None) -> torch.Tensor:
         """For each real image [B, 3, R, R], the z among `recon_candidates` prior draws whose image is
         nearest to it in pixels -> z [B, z_dim]. Reconstructing from that z (implicit maximum likelihood,
         Li & Malik 2018) pulls every seed toward one real layout, never toward the mean of the layouts
-        a caption allows."""
+        a caption allows. where [B] bool: the images that are reconstructed; the others keep their first
+        draw, a plain prior z, and cost no candidate images."""
         k, b = self.cfg.recon_candidates, target.shape[0]
         zs = torch.stack([self._noise(b)[0] for _ in range(k)])  # [K, B, z_dim]
-        idx = torch.arange(b, device=self.device).repeat(k)  # candidate j of image i sits at j * B + i
+        rows = torch.arange(b, device=self.device) if where is None else where.nonzero().squeeze(1)
+        if len(rows) == 0:
+            return zs[0]
+        idx = rows.repeat(k)  # candidate j of the i-th chosen image sits at j * len(rows) + i
         with self._autocast():
-            images = self.G(zs.flatten(0, 1), text[idx], eps=eps[idx])[0].float()
-        dist = (images - target[idx]).pow(2).flatten(1).mean(1).view(k, b)
-        return zs[dist.argmin(0), torch.arange(b, device=self.device)]
+            images = self.G(zs[:, rows].flatten(0, 1), text[idx], eps=eps[idx])[0].float()
+        dist = (images - target[idx]).pow(2).flatten(1).mean(1).view(k, len(rows))
+        z = zs[0].clone()
+        z[rows] = zs[dist.argmin(0), rows]
+        return z
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
                 pinned: torch.Tensor, recon_weight: torch.Tensor | None = None,
@@ -393,7 +420,7 @@ class Trainer:
                 near_misses = (near_misses[0][pairs.to(self.device)], near_misses[1][pairs.to(self.device)])
         z, eps = self._noise(b)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
-            z = self._nearest_z(eps, text, target)
+            z = self._nearest_z(eps, text, target, None if recon_weight is None else recon_weight > 0)
         n_rec = {"prior": b, "layout": b, "posterior": b // 2}.get(cfg.recon, 0)  # images with a target
         posterior = torch.zeros(b, dtype=torch.bool, device=self.device)  # images whose z comes from E
         if cfg.recon == "posterior":  # the first half draws z from q(z | x, t) of its real image, the rest from N(0, I)
@@ -425,6 +452,7 @@ class Trainer:
                 u, m = self.D.heads(f_fake, text)
                 logits = self.D.match_matrix(f_fake, text) if cfg.contrastive_weight > 0 else None
                 m_near = self.D.heads(f_fake, near_misses[0])[1] if near_misses is not None else None
+                spread = self.D.spread_logits(f_fake, text, cfg.group_size) if cfg.spread_weight > 0 else None
         fake = fake.float()
         loss_g = cfg.kl_weight * kl.float()
         stats["kl"] = kl.item()
@@ -441,6 +469,10 @@ class Trainer:
                 loss_near = losses.near_miss_ranking_loss(m.float(), m_near.float(), near_misses[1])
                 loss_g = loss_g + cfg.near_miss_weight * loss_near
                 stats["near_miss_g"] = loss_near.item()
+            if spread is not None:
+                loss_spread = losses.g_realism_loss(spread.float())
+                loss_g = loss_g + cfg.spread_weight * loss_spread
+                stats["spread_g"] = loss_spread.item()
         if n_rec:
             rec = losses.reconstruction_loss(fake[:n_rec], target[:n_rec], cfg.recon_loss,
                                              None if recon_weight is None else recon_weight[:n_rec])

@@ -95,6 +95,9 @@ def test_evaluate_smoke_shapes(tiny_shapes_checkpoint):
     assert a["ceiling_all_judgements"] >= 0.99
     for block in (m["diversity"]["generated"], m["diversity"]["real"]):
         assert 0.0 <= block <= 1.0
+    by_kind = m["diversity"]["by_kind"]
+    assert sum(v["prompts"] for v in by_kind.values()) == m["diversity"]["prompts"]
+    assert set(by_kind) <= {"placed", "unplaced", "pair", "count"}
     for key in ("match_auroc", "realism_auroc"):
         assert 0.0 <= m["discriminator"][key] <= 1.0
     rows = m["truncation_sweep"]["rows"]
@@ -371,3 +374,18 @@ def test_ab_split_halves_are_disjoint_complete_and_seeded():
     a2, _ = ab_split(101, np.random.default_rng(3))
     a3, _ = ab_split(101, np.random.default_rng(4))
     assert np.array_equal(a, a2) and not np.array_equal(a, a3)
+
+
+def test_diversity_by_kind_known_answer():
+    from dalle.data.shapes import Scene
+    from dalle.evaluation.evaluate import _diversity_by_kind
+
+    scenes = [Scene([], "a red circle at the top left", "single"), Scene([], "two red circles", "count"),
+              Scene([], "a red circle", "single")]
+    white, black = np.full((32, 32, 3), 255, np.uint8), np.zeros((32, 32, 3), np.uint8)
+    generated = np.stack([white, white, white, black, white, white])  # groups of 2: same, opposite, same
+    real = np.stack([white, black, white, black, white, black])
+    out = _diversity_by_kind(scenes, generated, real, 2)
+    assert out == {"count": {"generated": 1.0, "real": 1.0, "prompts": 1},
+                   "placed": {"generated": 0.0, "real": 1.0, "prompts": 1},
+                   "unplaced": {"generated": 0.0, "real": 1.0, "prompts": 1}}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dalle.config import ModelConfig
-from dalle.discriminator import Discriminator
+from dalle.discriminator import Discriminator, GroupSpread
 from dalle.generator import ConditioningAugmentation, Generator, StyledConv, WordAttention, WordMixer, truncate
 from dalle.text_encoder import TextCondition, fixed_length
 from dalle.train import mix_styles
@@ -357,3 +357,26 @@ def test_kl_is_taken_before_the_noise_scale():
         c, kl = layer(noise)(text, eps)
         assert torch.allclose(c, torch.tensor([c_expected] * 3)), (noise, c)
         assert kl.item() == pytest.approx(kl_expected, rel=1e-6), noise
+
+
+def test_group_spread_is_the_standard_deviation_within_each_group():
+    regions = torch.zeros(4, 8, 4, 4)  # two groups of two images, 8 channels -> 4 channel groups of 2
+    regions[1, :4] = 2.0  # group 0: channels 0-3 differ by 2 between its two images -> std 1
+    regions[2:, 6] = 5.0  # group 1: the same value in both images -> std 0
+    spread = GroupSpread.spread(regions, 2)
+    assert spread.shape == (2, 4 * 16)
+    assert torch.allclose(spread[0, :32], torch.ones(32), atol=1e-3)  # channel groups 0 and 1, all 16 regions
+    assert spread[0, 32:].abs().max() < 1e-3 and spread[1].abs().max() < 1e-3
+
+
+def test_group_spread_head_scores_groups_and_reaches_the_trunk():
+    torch.manual_seed(0)
+    d = Discriminator(dataclasses.replace(TINY, d_group_spread=True))
+    images = (torch.rand(6, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    t = condition([2, 2, 5, 5, 3, 3])
+    logits = d.spread_logits(d.features(images), t, group=2)
+    assert logits.shape == (3,)
+    logits.sum().backward()
+    assert images.grad.abs().sum() > 0 and d.from_rgb.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="d_group_spread"):
+        Discriminator(TINY).spread_logits(d.features(images), t, group=2)

@@ -135,3 +135,40 @@ def test_only_placed_single_captions_pin_the_layout():
     world = shapes.ShapesWorld(32)
     pinned = world.pinned(np.arange(len(world.captions)))
     assert pinned.sum() == sum(" at the " in c or c.endswith(" in the center") for c in world.captions) > 0
+
+
+def test_redraw_keeps_the_caption_and_draws_again_what_it_leaves_open():
+    rng = random.Random(3)
+    for _ in range(300):
+        scene = shapes.sample_scene(rng)
+        again = [shapes.redraw(scene, rng) for _ in range(6)]
+        for other in again:
+            assert (other.caption, other.kind, other.relation) == (scene.caption, scene.kind, scene.relation)
+            assert [(s.color, s.shape) for s in other.shapes] == [(s.color, s.shape) for s in scene.shapes]
+            assert all(abs(s.dx) <= shapes.JITTER and abs(s.dy) <= shapes.JITTER for s in other.shapes)
+            if scene.kind == "single" and shapes.pins_layout(scene.caption):
+                assert other.shapes[0].cell == scene.shapes[0].cell
+            if scene.kind == "single" and scene.caption.split(" ")[1] in shapes.SIZES:
+                assert other.shapes[0].size == scene.shapes[0].size
+            if scene.kind == "pair":
+                assert shapes.relation_holds(other.shapes[0].cell, scene.relation, other.shapes[1].cell)
+            if scene.kind == "count":
+                assert len({s.cell for s in other.shapes}) == len(scene.shapes) == scene.meta["count"]
+        layouts = {tuple((s.size, s.cell) for s in x.shapes) for x in [scene, *again]}
+        jitters = {tuple((s.dx, s.dy) for s in x.shapes) for x in [scene, *again]}
+        assert len(jitters) == 7  # the jitter is always drawn again
+        if not shapes.pins_layout(scene.caption):
+            assert len(layouts) > 1, scene.caption  # pairs, counts and unplaced singles move
+        elif scene.caption.split(" ")[1] in shapes.SIZES:
+            assert len(layouts) == 1, scene.caption  # size and place both stated: only the jitter moves
+
+
+def test_world_sample_draws_groups_of_one_caption():
+    world = shapes.ShapesWorld(32)
+    images, idx = world.sample(12, random.Random(2), group=3)
+    assert images.shape == (12, 32, 32, 3)
+    groups = idx.reshape(4, 3)
+    assert (groups == groups[:, :1]).all() and len(set(groups[:, 0].tolist())) > 1
+    assert all(not np.array_equal(images[i], images[i + 1]) for i in range(0, 12, 3))  # new jitter at least
+    with pytest.raises(ValueError, match="groups of 5"):
+        world.sample(12, random.Random(2), group=5)

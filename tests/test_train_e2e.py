@@ -12,11 +12,12 @@ import torch
 
 from conftest import LOG_HEADER
 from dalle import losses
-from dalle.checkpoint import CheckpointError, load_tensors
+from dalle.checkpoint import CheckpointError, load_into, load_tensors, model_config, read_config
 from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
 from dalle.data.captioned import CaptionedImages
 from dalle.data.shapes import Shape, render, single_caption
+from dalle.discriminator import Discriminator
 from dalle.images import read_png_metadata
 from dalle.pipeline import TextToImagePipeline
 from dalle.model_card import render_model_card
@@ -429,6 +430,47 @@ def test_diversity_term_acts_on_open_captions_after_the_warm_up(tmp_path, cache,
     assert "diversity" not in t.train_step() and len(compared) == 1
 
 
+def test_group_spread_game_trains_d_and_g_on_groups_of_one_caption(tmp_path, cache, monkeypatch):
+    """group_size=2, spread_weight > 0: each caption comes twice in a row; D's group-spread head judges the real
+    and the fake groups, G's fresh groups meet it too, and the head is saved with D."""
+    model = dataclasses.replace(TINY_MODEL, d_group_spread=True)
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), group_size=2, spread_weight=1.0)
+    t = Trainer(model, cfg)
+    _, _, _, idx, _ = t._batch()
+    assert idx[0] == idx[1] and idx[2] == idx[3]
+    calls = []
+    judge = t.D.spread_logits
+    monkeypatch.setattr(t.D, "spread_logits", lambda r, text, group: calls.append((len(r), group)) or judge(r, text, group))
+    before = [w.detach().clone() for w in t.D.group_spread.parameters()]
+    stats = t.train_step()
+    assert calls == [(4, 2), (4, 2), (4, 2)]  # D: real and fake groups; G: its fake groups
+    assert math.isfinite(stats["spread_d"]) and math.isfinite(stats["spread_g"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.D.group_spread.parameters()))
+    folder = t.export(tmp_path / "ck")
+    d = Discriminator(model_config(read_config(folder)))
+    load_into(d, folder, "discriminator")
+    assert torch.allclose(d.group_spread.mlp[0].weight, t.D.group_spread.mlp[0].weight, atol=1e-3)  # stored as fp16
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(group_size=3), "divide the batch"),
+    (dict(group_size=2, spread_weight=1.0), "d-group-spread"),
+    (dict(group_size=1, spread_weight=1.0, model=True), "group-size 2"),
+    (dict(group_size=2, spread_weight=1.0, diversity_weight=1.0, model=True), "use one"),
+])
+def test_group_spread_settings_are_checked(tmp_path, cache, settings, message):
+    model = dataclasses.replace(TINY_MODEL, d_group_spread=settings.pop("model", False))
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), **settings)
+    with pytest.raises(ValueError, match=message):
+        Trainer(model, cfg)
+
+
+def test_groups_need_the_shapes_world(tmp_path, cache):
+    with pytest.raises(ValueError, match="shapes world"):
+        tiny_trainer(tmp_path / "tiny", cache, group_size=2)
+
+
 def test_layout_reconstruction_takes_open_captions_z_from_the_encoder(tmp_path, cache, monkeypatch):
     """recon="layout": in the first half of the batch, open captions take z from E and are reconstructed; in the
     second half they are the GAN's alone. Captions that place their shape are reconstructed from a prior z."""
@@ -576,6 +618,27 @@ def test_nearest_z_reconstructs_from_the_closest_of_k_draws(tmp_path, cache):
     assert (dists.min(0).values <= dists.mean(0)).all()
     stats = t.train_step()
     assert math.isfinite(stats["recon"])
+
+
+def test_nearest_z_searches_only_the_reconstructed_images(tmp_path, cache):
+    """With a mask, only the masked images get the nearest of K draws; the others keep their first draw."""
+    t = tiny_trainer(tmp_path / "run", cache, recon_candidates=3)
+    t.autocast = False
+    real, text, _, _, _ = t._batch()
+    b = real.shape[0]
+    eps = torch.zeros(b, TINY_MODEL.cond_dim)
+    where = torch.arange(b) % 2 == 0
+    state = t.torch_rng.get_state()
+    chosen = t._nearest_z(eps, text, real, where)
+    t.torch_rng.set_state(state)
+    draws = torch.stack([t._noise(b)[0] for _ in range(3)])
+    assert torch.equal(chosen[~where], draws[0][~where])  # not reconstructed: a plain prior draw
+    with torch.no_grad():
+        dists = torch.stack([(t.G(z, text, eps=eps)[0].float() - real).pow(2).flatten(1).mean(1) for z in draws])
+    best = dists.argmin(0)
+    assert torch.equal(chosen[where], draws[best, torch.arange(b)][where])
+    t.torch_rng.set_state(state)
+    assert torch.equal(t._nearest_z(eps, text, real, torch.zeros(b, dtype=torch.bool)), draws[0])
 
 
 def test_recon_candidates_need_prior_reconstruction(tmp_path, cache):

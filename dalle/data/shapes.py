@@ -178,15 +178,39 @@ def sample_scene(rng: random.Random, holdout: tuple[tuple[str, str], ...] = DEFA
     if kind == "pair":
         a, b = rng.sample(objects, 2)
         relation = rng.choice(RELATIONS)
-        cells = [(p, q) for p in CELL_NAMES for q in CELL_NAMES if relation_holds(p, relation, q)]
-        ca, cb = rng.choice(cells)
-        shapes = [Shape(*a, "small", ca, *_jitter(rng)), Shape(*b, "small", cb, *_jitter(rng))]
-        return Scene(shapes, pair_caption(a, relation, b), kind, relation=relation)
+        return Scene(_pair_shapes(a, relation, b, rng), pair_caption(a, relation, b), kind, relation=relation)
     n = rng.choice(tuple(COUNT_WORDS))
     color, shape = rng.choice(objects)
-    cells = rng.sample(CELL_NAMES, n)
-    shapes = [Shape(color, shape, "small", c, *_jitter(rng)) for c in cells]
-    return Scene(shapes, count_caption(n, color, shape), kind, meta={"count": n})
+    return Scene(_count_shapes(n, color, shape, rng), count_caption(n, color, shape), kind, meta={"count": n})
+
+
+def _pair_shapes(a: tuple[str, str], relation: str, b: tuple[str, str], rng: random.Random) -> list[Shape]:
+    """Two small shapes (colour, shape) a and b in a random pair of cells where a is `relation` b."""
+    cells = [(p, q) for p in CELL_NAMES for q in CELL_NAMES if relation_holds(p, relation, q)]
+    ca, cb = rng.choice(cells)
+    return [Shape(*a, "small", ca, *_jitter(rng)), Shape(*b, "small", cb, *_jitter(rng))]
+
+
+def _count_shapes(n: int, color: str, shape: str, rng: random.Random) -> list[Shape]:
+    """n small shapes of one colour and shape in n random distinct cells."""
+    return [Shape(color, shape, "small", c, *_jitter(rng)) for c in rng.sample(CELL_NAMES, n)]
+
+
+def redraw(scene: Scene, rng: random.Random) -> Scene:
+    """Another scene with the same caption: what the caption leaves open (an unstated size or place, the
+    cells of a pair or a count, every shape's jitter) drawn again, as `sample_scene` draws it."""
+    if scene.kind == "single":
+        s = scene.shapes[0]
+        size = s.size if scene.caption.split(" ")[1] in SIZES else rng.choice(tuple(SIZES))
+        cell = s.cell if pins_layout(scene.caption) else rng.choice(CELL_NAMES)
+        shapes = [Shape(s.color, s.shape, size, cell, *_jitter(rng))]
+    elif scene.kind == "pair":
+        a, b = scene.shapes
+        shapes = _pair_shapes((a.color, a.shape), scene.relation, (b.color, b.shape), rng)
+    else:
+        s = scene.shapes[0]
+        shapes = _count_shapes(len(scene.shapes), s.color, s.shape, rng)
+    return Scene(shapes, scene.caption, scene.kind, relation=scene.relation, meta=dict(scene.meta))
 
 
 def render(scene_shapes: list[Shape], resolution: int) -> np.ndarray:
@@ -232,9 +256,15 @@ class ShapesWorld:
         return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions),
                 "mix": dict(zip(KINDS, self.mix))}
 
-    def sample(self, batch_size: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
-        """Returns uint8 images [B, H, W, 3] and caption indices [B] into `self.captions`."""
-        scenes = [sample_scene(rng, self.holdout, self.mix) for _ in range(batch_size)]
+    def sample(self, batch_size: int, rng: random.Random, group: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Returns uint8 images [B, H, W, 3] and caption indices [B] into `self.captions`. group=k: B/k captions,
+        each drawn k times in a row (`redraw`), so the images of one caption show how much it leaves open."""
+        if group < 1 or batch_size % group:
+            raise ValueError(f"the batch ({batch_size}) must split into groups of {group}")
+        scenes = []
+        for _ in range(batch_size // group):
+            first = sample_scene(rng, self.holdout, self.mix)
+            scenes += [first] + [redraw(first, rng) for _ in range(group - 1)]
         images = np.stack([render(s.shapes, self.resolution) for s in scenes])
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import read_config
-from ..data.shapes import DEFAULT_HOLDOUT, render
+from ..data.shapes import DEFAULT_HOLDOUT, pins_layout, render
 from ..images import tensor_to_uint8, uint8_to_tensor
 from ..pipeline import TextToImagePipeline, seed_latents
 from . import shapes_checker as sc
@@ -125,6 +125,22 @@ def _pixel_diversity(images: np.ndarray, k: int) -> float:
     groups = x.reshape(-1, k, x[0].numel())
     d = [mean_pairwise_distance(g) / np.sqrt(g.shape[1]) for g in groups]  # L2 / sqrt(D) = RMS
     return float(np.mean(d))
+
+
+def _diversity_by_kind(scenes: list, generated: np.ndarray, real: np.ndarray, k: int) -> dict:
+    """The diversity of `_pixel_diversity` per caption kind: "placed" singles (where the caption pins the shape, only
+    the jitter and an unstated size may vary), "unplaced" singles, "pair" and "count". generated, real
+    [len(scenes) * k, R, R, 3], grouped by scene -> {kind: {"generated", "real", "prompts"}}."""
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(scenes):
+        kind = s.kind if s.kind != "single" else ("placed" if pins_layout(s.caption) else "unplaced")
+        groups.setdefault(kind, []).append(i)
+
+    def of(images: np.ndarray, ids: list[int]) -> float:
+        return _pixel_diversity(np.concatenate([images[i * k:(i + 1) * k] for i in ids]), k)
+
+    return {kind: {"generated": of(generated, ids), "real": of(real, ids), "prompts": len(ids)}
+            for kind, ids in sorted(groups.items())}
 
 
 def _judge(images: np.ndarray, scenes: list) -> list[dict]:
@@ -240,6 +256,7 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
         "real_definition": "same, over fresh real renders of each caption (unstated size/position, jitter and "
                            "pair/count placements drawn as the training sampler draws them)",
         "prompts": n_div, "seeds_per_prompt": k_div,
+        "by_kind": _diversity_by_kind(seen[:n_div], g_div, real_div, k_div),
     }
 
     # Discriminator usefulness.
