@@ -88,9 +88,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             for name in RESUMABLE_MODEL_FIELDS:  # ...except what changes no tensor shape, if given
                 if getattr(args, name, None) is not None:
                     setattr(model_cfg, name, getattr(args, name))
-    if args.init_from and not (args.resume and saved.exists()):  # take the checkpoint's architecture
+    if args.init_from and not (args.resume and saved.exists()):  # take the checkpoint's architecture...
         from .checkpoint import model_config, read_config
+        from .train import ADDABLE_D_HEADS
         model_cfg = model_config(read_config(args.init_from))
+        for name in ADDABLE_D_HEADS:  # ...with the D heads asked for added, fresh
+            if getattr(args, name, None):
+                setattr(model_cfg, name, True)
     argv = sys.argv[1:] if args.command_line is None else args.command_line
     trainer = Trainer(model_cfg, cfg, command="python -m dalle " + shlex.join(argv))
     out = trainer.run(resume=args.resume, max_steps=args.max_steps)

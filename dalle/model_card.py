@@ -34,8 +34,9 @@ def _history_lines(history: list[dict]) -> list[str]:
     lines = []
     for h in history:
         if "init_from" in h:
+            added = "".join(f", D's new `{name}` head" for name in h.get("added", []))
             lines.append(f"- started from the weights of `{h['init_from']}` (its step {h.get('from_step', 0):,}), "
-                         "with fresh optimizer state")
+                         f"with fresh optimizer state{added}")
             continue
         changes = ", ".join(f"{k} {'not set' if old is None else old} → {new}" for k, (old, new) in h["changed"].items())
         lines.append(f"- resumed at step {h['step']:,} ({h['kimg']} kimg) with changed settings: {changes}")

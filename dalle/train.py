@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -124,6 +125,9 @@ def ema_beta(batch: int, images_seen: int, cfg: TrainConfig) -> float:
 # saved state of older runs still names.
 BOOKKEEPING = {"out", "threads", "max_minutes", "device", "workers", "cache_dir", "sample_every",
                "checkpoint_every", "snapshot_kimg", "snapshot_minutes", "total_kimg", "init_from"}
+
+# D heads that a run started with --init-from may add to the checkpoint's D: they start fresh, the rest loads
+ADDABLE_D_HEADS = ("d_group_spread",)
 
 
 def setting_changes(before: dict, after: dict) -> dict[str, list]:
@@ -252,11 +256,21 @@ class Trainer:
         """--init-from: G (the checkpoint's EMA weights) and D from a checkpoint folder; the model configs must agree."""
         config = read_config(folder)
         refuse_pickles(folder)
-        if model_config(config) != self.model_cfg:
-            raise CheckpointError(f"{folder / 'config.json'}: --init-from needs the same model config as this run")
+        theirs = model_config(config)
+        added = [f for f in ADDABLE_D_HEADS if getattr(self.model_cfg, f) and not getattr(theirs, f)]
+        if dataclasses.replace(theirs, **{f: True for f in added}) != self.model_cfg:
+            raise CheckpointError(f"{folder / 'config.json'}: --init-from needs the same model config as this run"
+                                  f" (it may add {', '.join(ADDABLE_D_HEADS)})")
         load_into(self.G, folder, "generator")
-        load_into(self.D, folder, "discriminator")
-        self.history.append({"step": 0, "kimg": 0.0, "init_from": str(folder), "from_step": config.get("step", 0)})
+        if added:  # load the checkpoint's D, then give its weights to ours, whose added heads keep their init
+            old = Discriminator(theirs)
+            load_into(old, folder, "discriminator")
+            missing, unexpected = self.D.load_state_dict(old.state_dict(), strict=False)
+            assert not unexpected and missing, (missing, unexpected)
+        else:
+            load_into(self.D, folder, "discriminator")
+        entry = {"step": 0, "kimg": 0.0, "init_from": str(folder), "from_step": config.get("step", 0)}
+        self.history.append(entry | ({"added": added} if added else {}))
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):

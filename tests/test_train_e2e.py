@@ -275,6 +275,26 @@ def test_init_from_starts_with_the_checkpoint_weights_and_fresh_optimizers(tmp_p
     assert not (tmp_path / "third").exists()
 
 
+def test_init_from_may_add_the_group_spread_head_to_d(tmp_path, cache):
+    """A checkpoint without D's group-spread head starts a run with it: every tensor it has loads, the head keeps
+    its fresh weights, and the run's history names what was added. The other way round is refused."""
+    ck = tiny_trainer(tmp_path / "first", cache).run(max_steps=1)
+    with_head = dataclasses.replace(TINY_MODEL, d_group_spread=True)
+    cfg = TrainConfig(data="tiny", out=str(tmp_path / "second"), batch_size=4, threads=1, cache_dir=str(cache),
+                      init_from=str(ck))
+    second = Trainer(with_head, cfg, dataset=tiny_dataset())
+    shipped = load_tensors(ck, "discriminator")
+    sd = second.D.state_dict()
+    assert set(sd) - set(shipped) == {k for k in sd if k.startswith("group_spread.")} != set()
+    assert all(torch.equal(sd[k], v.float()) for k, v in shipped.items())
+    assert second.history[0]["added"] == ["d_group_spread"]
+
+    ck_head = second.run(max_steps=1)  # saved with the head; a run without it cannot take its D
+    cfg = dataclasses.replace(cfg, out=str(tmp_path / "third"), init_from=str(ck_head))
+    with pytest.raises(CheckpointError, match="same model config"):
+        Trainer(dataclasses.replace(TINY_MODEL), cfg, dataset=tiny_dataset())
+
+
 @pytest.fixture(scope="module")
 def continued(trained, tmp_path_factory, cache):
     """One step of `train --init-from` the module's trained checkpoint, without model flags."""
@@ -291,6 +311,17 @@ def test_init_from_on_the_command_line_takes_the_checkpoint_architecture(trained
     assert cfg["model"] == json.loads((source / "config.json").read_text())["model"]  # not the default model
     assert cfg["step"] == 1 and cfg["train"]["init_from"] == str(source)
     assert cfg["training_history"] == [{"step": 0, "kimg": 0.0, "init_from": str(source), "from_step": 6}]
+
+
+def test_init_from_on_the_command_line_adds_the_d_head_asked_for(trained, tmp_path, cache):
+    source = trained / "checkpoint"
+    out = tmp_path / "run"
+    assert main(["train", "--data", "shapes", "--out", str(out), "--max-steps", "1", "--batch-size", "4",
+                 "--threads", "1", "--sample-every", "100", "--cache-dir", str(cache),
+                 "--init-from", str(source), "--d-group-spread", "true"]) == 0
+    model = json.loads((out / "checkpoint" / "config.json").read_text())["model"]
+    assert model == json.loads((source / "config.json").read_text())["model"] | {"d_group_spread": True}
+    assert "with fresh optimizer state, D's new `d_group_spread` head" in render_model_card(out / "checkpoint", [])
 
 
 def test_model_card_of_an_init_from_run(trained, continued):
