@@ -25,7 +25,7 @@ SOURCES = {"shapes-32": (("checkpoints/shapes-32", "runs/shapes-32/checkpoint"),
 # The columns training writes (dalle.train.LOG_FIELDS), spelled out so a rename shows up here.
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl",
-              "lr_scale", "near_miss_d", "near_miss_g"]
+              "lr_scale", "near_miss_d", "near_miss_g", "spread_d", "spread_g"]
 LOG_HEADER = ",".join(LOG_FIELDS) + "\n"
 
 
@@ -47,7 +47,7 @@ def _log_row(s: int) -> str:
            "loss_joint_d": 0.7, "loss_joint_g": 0.6, "r1": 0.02, "kl": 0.01, "diversity": "", "d_real_acc": 0.5,
            "match_acc": 0.5, "img_per_s": 20, "elapsed_s": s, "contrastive_d": 1.3, "contrastive_g": 1.2,
            "recon": 0.4, "vae_kl": "", "lr_scale": "", "near_miss_d": "",
-           "near_miss_g": ""}
+           "near_miss_g": "", "spread_d": "", "spread_g": ""}
     return ",".join(str(row[k]) for k in LOG_FIELDS) + "\n"
 
 
