@@ -253,7 +253,8 @@ class Trainer:
         return scale
 
     def _load_weights(self, folder: Path) -> None:
-        """--init-from: G (the checkpoint's EMA weights) and D from a checkpoint folder; the model configs must agree."""
+        """--init-from: G (the checkpoint's EMA weights) and D from a checkpoint folder; the model configs must agree,
+        except that this run's D may add the heads in ADDABLE_D_HEADS, which start fresh."""
         config = read_config(folder)
         refuse_pickles(folder)
         theirs = model_config(config)
