@@ -35,7 +35,8 @@ def _history_lines(history: list[dict]) -> list[str]:
     for h in history:
         if "init_from" in h:
             added = "".join(f", D's new `{name}` head" for name in h.get("added", []))
-            lines.append(f"- started from the weights of `{h['init_from']}` (its step {h.get('from_step', 0):,}), "
+            by = f", {h['from_kimg']} kimg, trained by `{h['from_command']}`" if h.get("from_command") else ""
+            lines.append(f"- started from the weights of `{h['init_from']}` (its step {h.get('from_step', 0):,}{by}), "
                          f"with fresh optimizer state{added}")
             continue
         changes = ", ".join(f"{k} {'not set' if old is None else old} → {new}" for k, (old, new) in h["changed"].items())
@@ -71,6 +72,8 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     metrics_path = folder / "metrics.json"
     metrics = read_metrics(metrics_path) if metrics_path.exists() else None
     compute = cfg.get("training_compute", {})
+    history = cfg.get("training_history") or []
+    continued = any("init_from" in h for h in history)  # its first steps were another checkpoint's
     name = cfg.get("name", folder.name)
     holdout = ds.get("holdout")
     parts = [
@@ -89,7 +92,8 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         "None: every image of the dataset was used for training.",
         "",
         "## Training",
-        *([f"- trained from scratch with `{compute['command']}`"] if compute.get("command") else []),
+        *([f"- {'continued' if continued else 'trained from scratch'} with `{compute['command']}`"]
+          if compute.get("command") else []),
         f"- steps: {cfg['step']:,}; images seen: {cfg['images_seen']:,}",
         f"- hardware: {compute.get('device', 'unknown')}; world size {compute.get('world_size', 1)}",
         f"- wall time of the training steps: {compute.get('wall_time_s', 0) / 3600:.2f} h",
@@ -97,7 +101,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         f"R1 γ {cfg['train']['r1_gamma']}, augmentation `{cfg['train']['augment'] or 'none'}`, reconstruction "
         f"`{cfg['train'].get('recon', 'none')}` ({cfg['train'].get('recon_loss', 'l1')}, weight "
         f"{cfg['train'].get('recon_weight', 0)}), warm-up {cfg['train'].get('warmup_kimg', 0)} kimg",
-        *_history_lines(cfg.get("training_history") or []),
+        *_history_lines(history),
         "- the shipped generator is the EMA of the training generator, stored in fp16",
         "",
         "## Metrics",

@@ -270,8 +270,11 @@ class Trainer:
             assert not unexpected and missing, (missing, unexpected)
         else:
             load_into(self.D, folder, "discriminator")
-        entry = {"step": 0, "kimg": 0.0, "init_from": str(folder), "from_step": config.get("step", 0)}
-        self.history.append(entry | ({"added": added} if added else {}))
+        entry = {"step": 0, "kimg": 0.0, "init_from": str(folder), "from_step": config.get("step", 0),
+                 "from_kimg": round(config.get("images_seen", 0) / 1000, 1),
+                 "from_command": (config.get("training_compute") or {}).get("command", "")}
+        # the source's own history first: a continued checkpoint's card tells the whole way from scratch
+        self.history = list(config.get("training_history") or []) + [entry | ({"added": added} if added else {})]
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):

@@ -261,7 +261,8 @@ def test_init_from_starts_with_the_checkpoint_weights_and_fresh_optimizers(tmp_p
     assert all(torch.equal(second.D.state_dict()[k], v.half().float()) for k, v in first.D.state_dict().items())
     assert len(second.opt_g.state) == 0 and len(second.opt_d.state) == 0  # fresh Adam moments
     assert second.step == 0 and second.images_seen == 0
-    assert second.history == [{"step": 0, "kimg": 0.0, "init_from": str(ck), "from_step": 2}]
+    assert second.history == [{"step": 0, "kimg": 0.0, "init_from": str(ck), "from_step": 2, "from_kimg": 0.0,
+                               "from_command": ""}]
     out = second.run(max_steps=1)
     assert len(second.opt_g.state) > 0
     assert json.loads((out / "config.json").read_text())["training_history"] == second.history
@@ -310,7 +311,11 @@ def test_init_from_on_the_command_line_takes_the_checkpoint_architecture(trained
     cfg = json.loads((continued / "checkpoint" / "config.json").read_text())
     assert cfg["model"] == json.loads((source / "config.json").read_text())["model"]  # not the default model
     assert cfg["step"] == 1 and cfg["train"]["init_from"] == str(source)
-    assert cfg["training_history"] == [{"step": 0, "kimg": 0.0, "init_from": str(source), "from_step": 6}]
+    source_cfg = json.loads((source / "config.json").read_text())
+    assert cfg["training_history"] == [{"step": 0, "kimg": 0.0, "init_from": str(source), "from_step": 6,
+                                        "from_kimg": round(source_cfg["images_seen"] / 1000, 1),
+                                        "from_command": source_cfg["training_compute"]["command"]}]
+    assert source_cfg["training_compute"]["command"].startswith("python -m dalle train ")
 
 
 def test_init_from_on_the_command_line_adds_the_d_head_asked_for(trained, tmp_path, cache):
@@ -326,7 +331,25 @@ def test_init_from_on_the_command_line_adds_the_d_head_asked_for(trained, tmp_pa
 
 def test_model_card_of_an_init_from_run(trained, continued):
     card = render_model_card(continued / "checkpoint", [])
-    assert f"started from the weights of `{trained / 'checkpoint'}`" in card
+    source_command = json.loads((trained / "checkpoint" / "config.json").read_text())["training_compute"]["command"]
+    assert f"started from the weights of `{trained / 'checkpoint'}` (its step 6, " in card
+    assert f"trained by `{source_command}`), with fresh optimizer state" in card
+    assert "- continued with `python -m dalle train " in card and "trained from scratch" not in card
+    assert "trained from scratch with `" in render_model_card(trained / "checkpoint", [])
+
+
+def test_init_from_a_continued_checkpoint_keeps_its_whole_history(trained, continued, tmp_path, cache):
+    """Continuing a continued checkpoint: the history lists both starts, oldest first, so the card goes back to
+    the run from scratch."""
+    out = tmp_path / "again"
+    assert main(["train", "--data", "shapes", "--out", str(out), "--max-steps", "1", "--batch-size", "4",
+                 "--threads", "1", "--sample-every", "100", "--cache-dir", str(cache),
+                 "--init-from", str(continued / "checkpoint")]) == 0
+    history = json.loads((out / "checkpoint" / "config.json").read_text())["training_history"]
+    assert [h["init_from"] for h in history] == [str(trained / "checkpoint"), str(continued / "checkpoint")]
+    assert history[1]["from_command"].endswith(f"--init-from {trained / 'checkpoint'}")
+    card = render_model_card(out / "checkpoint", [])
+    assert card.index(f"`{trained / 'checkpoint'}`") < card.index(f"`{continued / 'checkpoint'}`")
 
 
 def test_warmup_trains_g_by_reconstruction_alone_then_hands_over_to_the_gan(tmp_path, cache):
