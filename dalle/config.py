@@ -103,6 +103,7 @@ class TrainConfig:
     near_miss_weight: float = 0.0  # G ranks its image's own caption above that caption's near miss in D's match head (shapes world): the G side of hard_negatives
     group_size: int = 1  # images of one caption in a row in each batch (real: fresh draws of what it leaves open; fake: other seeds); >1 feeds D's group-spread head
     spread_weight: float = 0.0  # weight of the group-spread game (D and G; needs d_group_spread and group_size > 1)
+    spread_pairs: float = 1.0  # the spread game's weight on pair captions, relative to the others (shapes world): varying a pair costs its objects' colours and shapes
     diversity_weight: float = 0.0  # DSGAN term after the warm-up: images of an open caption must differ when z differs (0 = off)
     diversity_cap: float = 0.3  # ...up to this image/noise distance ratio, so it cannot trade away realism
     style_mixing: float = 0.0  # share of G's images whose later layers take w from a second z (per-layer styles)

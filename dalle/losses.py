@@ -24,12 +24,18 @@ import torch
 import torch.nn.functional as F
 
 
-def d_realism_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+def d_realism_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, weight: torch.Tensor | None = None,
+                   ) -> torch.Tensor:
+    """Logits [N] of real and of fake items; weight [N] (optional) scales item i's real and fake terms, and the
+    mean is still over all N."""
+    per_item = F.softplus(-real_logits) + F.softplus(fake_logits)
+    return (per_item if weight is None else per_item * weight).mean()
 
 
-def g_realism_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-fake_logits).mean()
+def g_realism_loss(fake_logits: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits [N] of G's items; weight [N] (optional) scales each item's term, the mean is still over all N."""
+    per_item = F.softplus(-fake_logits)
+    return (per_item if weight is None else per_item * weight).mean()
 
 
 def d_conditional_loss(real_matched: torch.Tensor, fake: torch.Tensor, real_mismatched: torch.Tensor,

@@ -206,6 +206,8 @@ class Trainer:
             raise ValueError(f"spread_weight is a weight, at least 0; got {cfg.spread_weight}")
         if cfg.spread_weight > 0 and (cfg.group_size < 2 or not model_cfg.d_group_spread):
             raise ValueError("--spread-weight needs groups (--group-size 2 or more) and D's head (--d-group-spread true)")
+        if cfg.spread_pairs < 0:
+            raise ValueError(f"spread_pairs is a weight, at least 0; got {cfg.spread_pairs}")
         if cfg.spread_weight > 0 and cfg.diversity_weight > 0:
             raise ValueError("--spread-weight and --diversity-weight both regroup G's batch; use one")
         if not 0.0 <= cfg.lr_decay <= 1.0:
@@ -320,8 +322,12 @@ class Trainer:
         near_misses = None  # (their conditions, which captions have one) for the near-miss ranking terms
         if near is not None:
             near_misses = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx).to(self.device))
+        spread_groups = None  # [B / group_size] weight of each group in the spread game (None: all 1)
+        if cfg.spread_weight > 0 and cfg.spread_pairs != 1.0 and isinstance(self.dataset, ShapesWorld):
+            pair = torch.from_numpy(self.dataset.pair(idx[::cfg.group_size].numpy())).float()
+            spread_groups = (1 - pair + pair * cfg.spread_pairs).to(self.device)
         stats = {} if warmup else self._d_step(real, text, text_wrong, same,
-                                               near_misses if cfg.d_near_miss_weight > 0 else None)
+                                               near_misses if cfg.d_near_miss_weight > 0 else None, spread_groups)
         pinned = torch.zeros(b, dtype=torch.bool)  # captions that fix the whole layout (the shapes world knows them)
         if isinstance(self.dataset, ShapesWorld):
             pinned = torch.from_numpy(self.dataset.pinned(idx.numpy()))
@@ -330,7 +336,8 @@ class Trainer:
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
             recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
         stats.update(self._g_step(real, text, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight,
-                                  near_misses=near_misses if cfg.near_miss_weight > 0 else None))
+                                  near_misses=near_misses if cfg.near_miss_weight > 0 else None,
+                                  spread_groups=spread_groups))
         if cfg.lr_decay > 0:
             stats["lr_scale"] = scale
         self.images_seen += b * self.world
@@ -342,10 +349,12 @@ class Trainer:
         return stats
 
     def _d_step(self, real: torch.Tensor, text: TextCondition, text_wrong: TextCondition, same: torch.Tensor,
-                near_misses: tuple[TextCondition, torch.Tensor] | None = None) -> dict[str, float]:
+                near_misses: tuple[TextCondition, torch.Tensor] | None = None,
+                spread_groups: torch.Tensor | None = None) -> dict[str, float]:
         """D learns u (real vs G's images), u + m (own caption vs G's images and other captions) and m's ranking.
         near_misses: the captions' near misses and a [B] bool of which captions have one; m alone then also
-        ranks each real image's own caption above its near miss."""
+        ranks each real image's own caption above its near miss. spread_groups [B / group_size]: each group's
+        weight in the group-spread game (None: 1)."""
         cfg, b = self.cfg, real.shape[0]
         stats: dict[str, float] = {}
         z, eps = self._noise(b)
@@ -378,7 +387,7 @@ class Trainer:
             with self._autocast():
                 s_real = self.D.spread_logits(f_real, text, cfg.group_size)
                 s_fake = self.D.spread_logits(f_fake, text, cfg.group_size)
-            loss_spread = losses.d_realism_loss(s_real.float(), s_fake.float())
+            loss_spread = losses.d_realism_loss(s_real.float(), s_fake.float(), spread_groups)
             loss_d = loss_d + cfg.spread_weight * loss_spread
             stats["spread_d"] = loss_spread.item()
         if do_r1:  # on both adversarial logits of real images: u and u + m
@@ -418,10 +427,12 @@ class Trainer:
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
                 pinned: torch.Tensor, recon_weight: torch.Tensor | None = None,
-                near_misses: tuple[TextCondition, torch.Tensor] | None = None) -> dict[str, float]:
+                near_misses: tuple[TextCondition, torch.Tensor] | None = None,
+                spread_groups: torch.Tensor | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
         pinned [B] bool: captions that fix the whole layout. near_misses: the captions' near misses and a [B] bool
-        of which captions have one; G then also ranks its own caption above the near miss. With adversarial=False
+        of which captions have one; G then also ranks its own caption above the near miss. spread_groups
+        [B / group_size]: each group's weight in the group-spread game (None: 1). With adversarial=False
         (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
         cfg, b = self.cfg, real.shape[0]
         stats: dict[str, float] = {}
@@ -488,7 +499,7 @@ class Trainer:
                 loss_g = loss_g + cfg.near_miss_weight * loss_near
                 stats["near_miss_g"] = loss_near.item()
             if spread is not None:
-                loss_spread = losses.g_realism_loss(spread.float())
+                loss_spread = losses.g_realism_loss(spread.float(), spread_groups)
                 loss_g = loss_g + cfg.spread_weight * loss_spread
                 stats["spread_g"] = loss_spread.item()
         if n_rec:

@@ -154,6 +154,17 @@ def test_realism_losses_known_values():
     assert losses.g_realism_loss(torch.zeros(5)).item() == pytest.approx(math.log(2), rel=1e-6)
 
 
+def test_realism_losses_scale_each_item_by_its_weight():
+    real, fake, weight = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 3.0]), torch.tensor([1.0, 0.0])
+    # the second item is weighed out; the mean is still over both items
+    assert losses.d_realism_loss(real, fake, weight).item() == pytest.approx((softplus(-2.0) + softplus(-1.0)) / 2, rel=1e-6)
+    assert losses.g_realism_loss(fake, weight).item() == pytest.approx(softplus(1.0) / 2, rel=1e-6)
+    assert losses.d_realism_loss(real, fake, torch.ones(2)).item() == pytest.approx(losses.d_realism_loss(real, fake).item())
+    fake = torch.tensor([-1.0, 3.0], requires_grad=True)
+    losses.g_realism_loss(fake, torch.tensor([0.5, 0.0])).backward()
+    assert fake.grad[1] == 0 and fake.grad[0] == pytest.approx(-0.5 * torch.sigmoid(torch.tensor(1.0)).item() / 2)
+
+
 def test_realism_gradients_point_the_right_way():
     fake = torch.tensor([-2.0, 0.0, 2.0], requires_grad=True)
     losses.g_realism_loss(fake).backward()

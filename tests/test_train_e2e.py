@@ -507,7 +507,29 @@ def test_group_spread_game_trains_d_and_g_on_groups_of_one_caption(tmp_path, cac
     assert torch.allclose(d.group_spread.mlp[0].weight, t.D.group_spread.mlp[0].weight, atol=1e-3)  # stored as fp16
 
 
+def test_spread_pairs_weighs_the_pairs_groups_in_the_spread_game(tmp_path, cache, monkeypatch):
+    """spread_pairs=0: a pair's group takes no part in D's or G's spread loss; the other groups keep weight 1."""
+    model = dataclasses.replace(TINY_MODEL, d_group_spread=True)
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), group_size=2, spread_weight=1.0, spread_pairs=0.0)
+    t = Trainer(model, cfg)
+    pair, placed = "a red circle left of a blue square", "a red circle at the top left"
+    pair, placed = t.dataset.captions.index(pair), t.dataset.captions.index(placed)
+    t._batch = lambda: _fixed_batch(t, [pair, pair, placed, placed])
+    weights = []
+    d_loss, g_loss = losses.d_realism_loss, losses.g_realism_loss
+    monkeypatch.setattr(losses, "d_realism_loss", lambda r, f, w=None: weights.append(("d", w)) or d_loss(r, f, w))
+    monkeypatch.setattr(losses, "g_realism_loss", lambda f, w=None: weights.append(("g", w)) or g_loss(f, w))
+    t.train_step()
+    spread = [(side, w.tolist()) for side, w in weights if w is not None]
+    assert spread == [("d", [0.0, 1.0]), ("g", [0.0, 1.0])]
+    t.cfg.spread_pairs, weights[:] = 1.0, []
+    t.train_step()  # at 1 no weight is made: the game is as without the setting
+    assert all(w is None for _, w in weights) and len(weights) == 5  # D: realism, spread; G: realism, joint, spread
+
+
 @pytest.mark.parametrize("settings, message", [
+    (dict(group_size=2, spread_weight=1.0, spread_pairs=-1.0, model=True), "spread_pairs"),
     (dict(group_size=3), "divide the batch"),
     (dict(group_size=2, spread_weight=1.0), "d-group-spread"),
     (dict(group_size=1, spread_weight=1.0, model=True), "group-size 2"),
