@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,ablate,sample,probe,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,ablate,sample,probe,probe-layouts,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.
@@ -244,6 +244,23 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe_layouts(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import read_config
+    from .layout_probe import seed_layouts
+    from .pipeline import TextToImagePipeline
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    dataset = read_config(args.checkpoint).get("dataset", {}).get("name")
+    if dataset != "shapes":
+        raise ValueError(f"probe-layouts needs a shapes checkpoint; {args.checkpoint} was trained on {dataset!r}")
+    pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device="cpu")
+    print(json.dumps(seed_layouts(pipe, args.prompts, args.seeds, args.truncation, args.seed)))
+    return 0
+
+
 def cmd_probe_binding(args: argparse.Namespace) -> int:
     import time
 
@@ -329,6 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
     p.add_argument("--cache-dir", default="data/cache", help="caption-embedding cache")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("probe-layouts", help="do the seeds move the shapes? distinct layouts per prompt, generated "
+                       "and real (shapes)")
+    p.add_argument("checkpoint")
+    p.add_argument("--prompts", type=int, default=64, help="distinct captions of the evaluation's seen stream")
+    p.add_argument("--seeds", type=int, default=8, help="images per prompt")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="the seen stream's seed")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    p.set_defaults(func=cmd_probe_layouts)
 
     p = sub.add_parser("probe-binding", help="can a fresh G, fitted by reconstruction alone, colour a pair's two "
                        "shapes each by its own word? (shapes)")
