@@ -48,6 +48,7 @@ from .data import Dataset, open_dataset
 from .data.shapes import ShapesWorld
 from .discriminator import Discriminator
 from .encoder import ImageEncoder, LayoutEncoder
+from .evaluation.shapes_checker import parse_caption
 from .generator import Generator
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .pipeline import pick_device
@@ -171,6 +172,9 @@ class Trainer:
         n = len(self.dataset.captions)
         self.text_table = table[:n].to(self.device)
         self.preview_text = table[n:].to(self.device, torch.float32)
+        # [num_captions] bool: the pairs' captions (shapes world), whose groups `spread_pairs` weighs
+        self.pair_captions = torch.tensor([isinstance(self.dataset, ShapesWorld) and parse_caption(c).kind == "pair"
+                                           for c in self.dataset.captions], dtype=torch.bool)
         g = torch.Generator().manual_seed(1234)
         self.preview_z = torch.randn(len(self.preview) * 8, model_cfg.z_dim, generator=g).to(self.device)
         self.preview_eps = torch.randn(len(self.preview) * 8, model_cfg.cond_dim, generator=g).to(self.device)
@@ -324,7 +328,7 @@ class Trainer:
             near_misses = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx).to(self.device))
         spread_groups = None  # [B / group_size] weight of each group in the spread game (None: all 1)
         if cfg.spread_weight > 0 and cfg.spread_pairs != 1.0 and isinstance(self.dataset, ShapesWorld):
-            pair = torch.from_numpy(self.dataset.pair(idx[::cfg.group_size].numpy())).float()
+            pair = self.pair_captions[idx[::cfg.group_size]].float()
             spread_groups = (1 - pair + pair * cfg.spread_pairs).to(self.device)
         stats = {} if warmup else self._d_step(real, text, text_wrong, same,
                                                near_misses if cfg.d_near_miss_weight > 0 else None, spread_groups)

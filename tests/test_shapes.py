@@ -137,20 +137,6 @@ def test_only_placed_single_captions_pin_the_layout():
     assert pinned.sum() == sum(" at the " in c or c.endswith(" in the center") for c in world.captions) > 0
 
 
-def test_pair_captions_are_told_from_singles_and_counts():
-    assert shapes.is_pair("a red circle left of a blue square") and shapes.is_pair("a green triangle above a red circle")
-    assert not shapes.is_pair("a red circle at the top left") and not shapes.is_pair("a small red circle at the bottom right")
-    assert not shapes.is_pair("three red circles") and not shapes.is_pair("a red circle")
-    world = shapes.ShapesWorld(32)
-    pair = world.pair(np.arange(len(world.captions)))
-    n_objects = len(shapes.allowed_objects(world.holdout))
-    assert pair.sum() == n_objects * (n_objects - 1) * len(shapes.RELATIONS)  # every ordered pair, every relation
-    rng = random.Random(0)
-    for _ in range(200):
-        scene = shapes.sample_scene(rng)
-        assert world.pair(np.array([world.captions.index(scene.caption)]))[0] == (scene.kind == "pair")
-
-
 def test_redraw_keeps_the_caption_and_draws_again_what_it_leaves_open():
     rng = random.Random(3)
     for _ in range(300):

@@ -160,11 +160,6 @@ def pins_layout(caption: str) -> bool:
     return " at the " in caption or caption.endswith(" in the center")
 
 
-def is_pair(caption: str) -> bool:
-    """Whether the caption names two shapes and how they sit (`pair_caption`)."""
-    return any(f" {r} " in caption for r in RELATIONS)
-
-
 def _jitter(rng: random.Random) -> tuple[float, float]:
     return rng.uniform(-JITTER, JITTER), rng.uniform(-JITTER, JITTER)
 
@@ -256,7 +251,6 @@ class ShapesWorld:
         self._near = [[self._index[m] for m in near_misses(c) if m in self._index] or [i]
                       for i, c in enumerate(self.captions)]
         self._pinned = np.array([pins_layout(c) for c in self.captions])
-        self._pair = np.array([is_pair(c) for c in self.captions])
 
     def describe(self) -> dict:
         return {"name": self.name, "holdout": [list(h) for h in self.holdout], "num_captions": len(self.captions),
@@ -277,10 +271,6 @@ class ShapesWorld:
     def pinned(self, indices: np.ndarray) -> np.ndarray:
         """For each caption index [B], whether that caption places its shape (`pins_layout`) [B] bool."""
         return self._pinned[indices]
-
-    def pair(self, indices: np.ndarray) -> np.ndarray:
-        """For each caption index [B], whether that caption is a pair's (`is_pair`) [B] bool."""
-        return self._pair[indices]
 
     def near_miss(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
         """For each caption index [B], the index of one of its near misses (`near_misses`) [B]."""
