@@ -327,7 +327,7 @@ class Trainer:
         if near is not None:
             near_misses = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx).to(self.device))
         spread_groups = None  # [B / group_size] weight of each group in the spread game (None: all 1)
-        if cfg.spread_weight > 0 and cfg.spread_pairs != 1.0 and isinstance(self.dataset, ShapesWorld):
+        if cfg.spread_weight > 0 and cfg.spread_pairs != 1.0:
             pair = self.pair_captions[idx[::cfg.group_size]].float()
             spread_groups = (1 - pair + pair * cfg.spread_pairs).to(self.device)
         stats = {} if warmup else self._d_step(real, text, text_wrong, same,
