@@ -45,7 +45,7 @@ from .checkpoint import (CheckpointError, load_into, load_tensors, model_config,
                          write_folder_atomically)
 from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 from .data import Dataset, open_dataset
-from .data.shapes import ShapesWorld
+from .data.shapes import NOISE_DIMS, ShapesWorld
 from .discriminator import Discriminator
 from .encoder import ImageEncoder, LayoutEncoder
 from .evaluation.shapes_checker import parse_caption
@@ -191,6 +191,13 @@ class Trainer:
             raise ValueError(f"recon_loss must be 'l1' or 'l2', got {cfg.recon_loss!r}")
         if cfg.recon_candidates > 1 and cfg.recon != "prior":
             raise ValueError("--recon-candidates picks among prior draws, so it needs --recon prior")
+        if cfg.seeded_layouts and (cfg.recon != "prior" or cfg.recon_candidates > 1):
+            raise ValueError("--seeded-layouts reconstructs from the prior z it reads the layout from: it needs --recon prior"
+                             " and one candidate")
+        if cfg.seeded_layouts and not isinstance(self.dataset, ShapesWorld):
+            raise ValueError("--seeded-layouts needs the shapes world, which can draw a caption from a noise vector")
+        if cfg.seeded_layouts and model_cfg.z_dim < NOISE_DIMS:
+            raise ValueError(f"--seeded-layouts reads {NOISE_DIMS} coordinates of z; z_dim is {model_cfg.z_dim}")
         if cfg.recon_open < 0:
             raise ValueError(f"recon_open is a weight, at least 0; got {cfg.recon_open}")
         if cfg.recon_open != 1.0 and not isinstance(self.dataset, ShapesWorld):
@@ -339,7 +346,7 @@ class Trainer:
         recon_weight = None
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
             recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
-        stats.update(self._g_step(real, text, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight,
+        stats.update(self._g_step(real, text, idx, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight,
                                   near_misses=near_misses if cfg.near_miss_weight > 0 else None,
                                   spread_groups=spread_groups))
         if cfg.lr_decay > 0:
@@ -429,12 +436,12 @@ class Trainer:
         z[rows] = zs[dist.argmin(0), rows]
         return z
 
-    def _g_step(self, real: torch.Tensor, text: TextCondition, same: torch.Tensor, adversarial: bool,
+    def _g_step(self, real: torch.Tensor, text: TextCondition, idx: torch.Tensor, same: torch.Tensor, adversarial: bool,
                 pinned: torch.Tensor, recon_weight: torch.Tensor | None = None,
                 near_misses: tuple[TextCondition, torch.Tensor] | None = None,
                 spread_groups: torch.Tensor | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
-        pinned [B] bool: captions that fix the whole layout. near_misses: the captions' near misses and a [B] bool
+        idx [B]: the caption indices (--seeded-layouts draws each target from them and z). pinned [B] bool: captions that fix the whole layout. near_misses: the captions' near misses and a [B] bool
         of which captions have one; G then also ranks its own caption above the near miss. spread_groups
         [B / group_size]: each group's weight in the group-spread game (None: 1). With adversarial=False
         (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
@@ -446,12 +453,15 @@ class Trainer:
         diversify = adversarial and cfg.diversity_weight > 0  # the warm-up's reconstruction would pull the pairs together
         if diversify:  # pair up: the second half repeats the first half's prompts
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
-            text, target, same = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs]
+            text, target, same, idx = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs], idx[pairs]
             recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
             pinned = pinned[pairs.to(self.device)]
             if near_misses is not None:
                 near_misses = (near_misses[0][pairs.to(self.device)], near_misses[1][pairs.to(self.device)])
         z, eps = self._noise(b)
+        if cfg.seeded_layouts:  # the target is the caption drawn as z says: one right image per seed, not their mean
+            drawn = self.dataset.render_seeded(idx.numpy(), z[:, :NOISE_DIMS].cpu().numpy())
+            target = uint8_to_tensor(drawn, self.device).contiguous(memory_format=torch.channels_last)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
             z = self._nearest_z(eps, text, target, None if recon_weight is None else recon_weight > 0)
         n_rec = {"prior": b, "layout": b, "posterior": b // 2}.get(cfg.recon, 0)  # images with a target

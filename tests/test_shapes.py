@@ -172,3 +172,63 @@ def test_world_sample_draws_groups_of_one_caption():
     assert all(not np.array_equal(images[i], images[i + 1]) for i in range(0, 12, 3))  # new jitter at least
     with pytest.raises(ValueError, match="groups of 5"):
         world.sample(12, random.Random(2), group=5)
+
+
+def _noise(**coords: float) -> np.ndarray:
+    """A zero noise vector [NOISE_DIMS] with the given coordinates set (c3=2.0 sets coordinate 3)."""
+    noise = np.zeros(shapes.NOISE_DIMS)
+    for name, value in coords.items():
+        noise[int(name[1:])] = value
+    return noise
+
+
+def _scene(world: shapes.ShapesWorld, caption: str) -> shapes.Scene:
+    return world.scenes[world.captions.index(caption)]
+
+
+def test_caption_scenes_give_every_caption_once_in_order():
+    scenes = shapes.caption_scenes()
+    assert [s.caption for s in scenes] == shapes.all_captions()
+    assert {s.kind for s in scenes} == set(shapes.KINDS)
+
+
+def test_seeded_shapes_read_the_open_choices_from_the_noise():
+    """Known answers: coordinates 0-8 rank the cells, 9 picks the size, 10-27 are each cell's jitter (x, y; 0 at a
+    zero coordinate); every kind of caption takes the best cells it allows; what the caption states is kept."""
+    world = shapes.ShapesWorld(32)
+    (s,) = shapes.seeded_shapes(_scene(world, "a red circle"), _noise(c2=1.0, c9=0.5))
+    assert (s.color, s.shape, s.cell, s.size, s.dx, s.dy) == ("red", "circle", "top right", "large", 0.0, 0.0)
+    (s,) = shapes.seeded_shapes(_scene(world, "a small red circle at the bottom"), _noise(c2=1.0, c9=0.5, c10=9.0))
+    assert (s.cell, s.size) == ("bottom", "small") and s.dx == 0.0  # the bottom cell's jitter is coordinates 24, 25
+    (s,) = shapes.seeded_shapes(_scene(world, "a small red circle at the top left"), _noise(c10=9.0, c11=-9.0))
+    assert s.dx == pytest.approx(shapes.JITTER) and s.dy == pytest.approx(-shapes.JITTER)
+    counted = shapes.seeded_shapes(_scene(world, "three blue squares"), _noise(c0=3.0, c8=2.0, c4=1.0, c5=0.5))
+    assert [x.cell for x in counted] == ["top left", "center", "bottom right"]
+    assert {(x.color, x.shape, x.size) for x in counted} == {("blue", "square", "small")}
+    a, b = shapes.seeded_shapes(_scene(world, "a red circle above a blue square"), _noise(c0=5.0, c8=4.0))
+    assert (a.color, a.cell, b.color, b.cell) == ("red", "top left", "blue", "bottom right")
+    a, b = shapes.seeded_shapes(_scene(world, "a red circle below a blue square"), _noise(c0=5.0, c8=4.0))
+    assert (a.cell, b.cell) == ("bottom right", "top left")  # the same two cells; the relation says who goes where
+    # the two best cells share a row, which "above" cannot use: the best pair across rows
+    a, b = shapes.seeded_shapes(_scene(world, "a red circle above a blue square"), _noise(c0=5.0, c1=4.0, c3=1.0))
+    assert (a.cell, b.cell) == ("top left", "left")
+    with pytest.raises(ValueError, match="noise coordinates"):
+        shapes.seeded_shapes(_scene(world, "a red circle"), np.zeros(5))
+
+
+def test_seeded_shapes_cover_what_the_caption_leaves_open():
+    """Over many noise draws: an unplaced single lands in every cell at both sizes, a pair in every allowed pair
+    of cells, a count in distinct cells; one noise vector always gives the same shapes."""
+    world, rng = shapes.ShapesWorld(32), np.random.default_rng(0)
+    draws = rng.standard_normal((3000, shapes.NOISE_DIMS))
+    single = {tuple((s.cell, s.size) for s in shapes.seeded_shapes(_scene(world, "a red circle"), n)) for n in draws}
+    assert len(single) == 2 * len(shapes.CELL_NAMES)
+    pair = _scene(world, "a red circle left of a blue square")
+    layouts = [tuple(s.cell for s in shapes.seeded_shapes(pair, n)) for n in draws]
+    allowed = {(p, q) for p in shapes.CELL_NAMES for q in shapes.CELL_NAMES if shapes.relation_holds(p, "left of", q)}
+    assert set(layouts) == allowed
+    counts = [shapes.seeded_shapes(_scene(world, "two red triangles"), n) for n in draws[:200]]
+    assert all(len({s.cell for s in c}) == 2 for c in counts)
+    assert shapes.seeded_shapes(pair, draws[7]) == shapes.seeded_shapes(pair, draws[7].copy())
+    images = world.render_seeded(np.array([world.captions.index("a red circle")] * 2), draws[:2])
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8

@@ -752,3 +752,47 @@ def test_the_log_records_both_near_miss_rankings(tmp_path, cache):
     with open(out / "log.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert float(row["near_miss_d"]) > 0 and float(row["near_miss_g"]) > 0  # softplus ranking losses are positive
+
+
+def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cache, monkeypatch):
+    """--seeded-layouts: G's reconstruction target is its caption drawn with what the caption leaves open read from
+    G's own z (`ShapesWorld.render_seeded`), not the batch's real image; other z, other target."""
+    from dalle.data.shapes import NOISE_DIMS
+    from dalle.images import uint8_to_tensor
+
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, warmup_kimg=1.0)
+    t = Trainer(dataclasses.replace(TINY_MODEL, z_dim=NOISE_DIMS + 3), cfg)
+    captions = ["a red circle", "three blue squares", "a green triangle above a black circle", "a red circle"]
+    idx = [t.dataset.captions.index(c) for c in captions]
+    t._batch = lambda: _fixed_batch(t, idx)  # blank real images: a target drawn from them would be blank
+    drawn, targets = [], []
+    noise = t._noise
+    monkeypatch.setattr(t, "_noise", lambda b: drawn.append(noise(b)) or drawn[-1])
+    rec = losses.reconstruction_loss
+    monkeypatch.setattr(losses, "reconstruction_loss",
+                        lambda images, target, kind="l1", weight=None: targets.append(target) or rec(images, target, kind, weight))
+    t.train_step()  # in the warm-up: one G step, one draw of z
+    z = drawn[0][0]
+    want = uint8_to_tensor(t.dataset.render_seeded(np.array(idx), z[:, :NOISE_DIMS].numpy()))
+    assert len(targets) == 1 and torch.equal(targets[0], want)
+    assert (targets[0] < 0.9).any(dim=1).flatten(1).any(1).all()  # every target has ink: none is the blank real image
+    assert not torch.equal(targets[0][0], targets[0][3])  # one caption, two seeds: two drawings
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(recon="posterior"), "recon prior"),
+    (dict(recon_candidates=4), "one candidate"),
+    (dict(z_dim=16), "z_dim"),
+])
+def test_seeded_layouts_settings_are_checked(tmp_path, cache, settings, message):
+    model = dataclasses.replace(TINY_MODEL, z_dim=settings.pop("z_dim", 40))
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), seeded_layouts=True,
+                      **settings)
+    with pytest.raises(ValueError, match=message):
+        Trainer(model, cfg)
+
+
+def test_seeded_layouts_need_the_shapes_world(tmp_path, cache):
+    with pytest.raises(ValueError, match="shapes world"):
+        tiny_trainer(tmp_path / "tiny", cache, seeded_layouts=True)

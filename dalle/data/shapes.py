@@ -12,6 +12,7 @@ embeddings can be precomputed once.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -110,21 +111,65 @@ def allowed_objects(holdout: tuple[tuple[str, str], ...]) -> list[tuple[str, str
     return [(c, s) for c in COLORS for s in SHAPES if (c, s) not in set(holdout)]
 
 
-def all_captions(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list[str]:
-    """Every caption `sample_scene` can emit with this holdout, in a fixed order."""
+def caption_scenes(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list[Scene]:
+    """One scene per caption `sample_scene` can emit with this holdout, in a fixed order. What a caption leaves
+    open is left at a placeholder (a single's size "small" and cell "center", every other cell "center", no
+    jitter); a single's meta says what its caption states ({"size": str | None, "cell": str | None})."""
     objects = allowed_objects(holdout)
-    caps: list[str] = []
+    scenes: list[Scene] = []
     for c, s in objects:
         for size in (None, *SIZES):
             for cell in (None, *CELL_NAMES):
-                caps.append(single_caption(c, s, size, cell))
+                scenes.append(Scene([Shape(c, s, size or "small", cell or "center")],
+                                    single_caption(c, s, size, cell), "single", meta={"size": size, "cell": cell}))
     for a in objects:
         for b in objects:
             if a != b:
-                caps.extend(pair_caption(a, r, b) for r in RELATIONS)
+                scenes.extend(Scene([Shape(*a, "small", "center"), Shape(*b, "small", "center")],
+                                    pair_caption(a, r, b), "pair", relation=r) for r in RELATIONS)
     for n in COUNT_WORDS:
-        caps.extend(count_caption(n, c, s) for c, s in objects)
-    return caps
+        scenes.extend(Scene([Shape(c, s, "small", "center")] * n, count_caption(n, c, s), "count", meta={"count": n})
+                      for c, s in objects)
+    return scenes
+
+
+def all_captions(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list[str]:
+    """Every caption `sample_scene` can emit with this holdout, in a fixed order."""
+    return [scene.caption for scene in caption_scenes(holdout)]
+
+
+NOISE_DIMS = len(CELL_NAMES) + 1 + 2 * len(CELL_NAMES)  # the noise coordinates `seeded_shapes` reads
+
+
+def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
+    """The shapes of `scene`'s caption with everything the caption leaves open read from `noise`
+    [>= NOISE_DIMS] (standard normal; the first coordinates of a generator's z), as a function of it:
+    one noise vector, one image. Coordinates 0-8 rank the cells, and every caption puts its shapes in the
+    best cells it allows: an unplaced single in the best cell, a count in the best n, a pair in the two
+    allowed cells with the best sum (which shape takes which of them follows from the relation). One
+    ranking for every kind of caption, so "where the shapes go" is one thing to learn. Coordinate 9
+    picks an unstated size (> 0: large); 10-27 are each cell's jitter (x, y). Each choice is uniform
+    over what the caption allows, as `sample_scene`'s are."""
+    noise = np.asarray(noise, dtype=np.float64)
+    if noise.shape[0] < NOISE_DIMS:
+        raise ValueError(f"seeded_shapes reads {NOISE_DIMS} noise coordinates, got {noise.shape[0]}")
+    score = noise[:9]
+    uniform = 0.5 * (1 + np.vectorize(math.erf)(noise[10:NOISE_DIMS] / math.sqrt(2)))  # [18] in (0, 1)
+
+    def at(template: Shape, cell: str, size: str = "small") -> Shape:
+        i = CELL_NAMES.index(cell)
+        dx, dy = (2 * uniform[2 * i: 2 * i + 2] - 1) * JITTER
+        return Shape(template.color, template.shape, size, cell, float(dx), float(dy))
+
+    if scene.kind == "single":
+        size = scene.meta["size"] or ("large" if noise[9] > 0 else "small")
+        return [at(scene.shapes[0], scene.meta["cell"] or CELL_NAMES[int(score.argmax())], size)]
+    if scene.kind == "pair":
+        cells = [(p, q) for p in range(9) for q in range(9) if relation_holds(CELL_NAMES[p], scene.relation, CELL_NAMES[q])]
+        p, q = max(cells, key=lambda pq: score[pq[0]] + score[pq[1]])
+        return [at(scene.shapes[0], CELL_NAMES[p]), at(scene.shapes[1], CELL_NAMES[q])]
+    chosen = sorted(np.argsort(-score)[: len(scene.shapes)])
+    return [at(scene.shapes[0], CELL_NAMES[i]) for i in chosen]
 
 
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
@@ -245,7 +290,8 @@ class ShapesWorld:
         self.resolution = resolution
         self.holdout = tuple(tuple(h) for h in holdout)
         self.mix = tuple(float(m) for m in mix)
-        self.captions = all_captions(self.holdout)
+        self.scenes = caption_scenes(self.holdout)  # one per caption, what it leaves open at a placeholder
+        self.captions = [scene.caption for scene in self.scenes]
         self._index = {c: i for i, c in enumerate(self.captions)}
         # near misses that are captions of this world (a held-out pair is never one)
         self._near = [[self._index[m] for m in near_misses(c) if m in self._index] or [i]
@@ -267,6 +313,11 @@ class ShapesWorld:
             scenes += [first] + [redraw(first, rng) for _ in range(group - 1)]
         images = np.stack([render(s.shapes, self.resolution) for s in scenes])
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
+
+    def render_seeded(self, indices: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """Caption indices [B] and noise [B, >= NOISE_DIMS] -> uint8 images [B, H, W, 3]: each caption drawn with
+        what it leaves open read from its noise (`seeded_shapes`)."""
+        return np.stack([render(seeded_shapes(self.scenes[i], n), self.resolution) for i, n in zip(indices, noise)])
 
     def pinned(self, indices: np.ndarray) -> np.ndarray:
         """For each caption index [B], whether that caption places its shape (`pins_layout`) [B] bool."""
