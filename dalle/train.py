@@ -172,7 +172,8 @@ class Trainer:
         n = len(self.dataset.captions)
         self.text_table = table[:n].to(self.device)
         self.preview_text = table[n:].to(self.device, torch.float32)
-        # [num_captions] bool: the pairs' captions (shapes world), whose groups `spread_pairs` weighs
+        # [num_captions] bool: the pairs' captions (shapes world), whose groups `spread_pairs` weighs and which
+        # `seeded_pairs` can leave to their real images
         self.pair_captions = torch.tensor([isinstance(self.dataset, ShapesWorld) and parse_caption(c).kind == "pair"
                                            for c in self.dataset.captions], dtype=torch.bool)
         g = torch.Generator().manual_seed(1234)
@@ -343,10 +344,16 @@ class Trainer:
         if isinstance(self.dataset, ShapesWorld):
             pinned = torch.from_numpy(self.dataset.pinned(idx.numpy()))
         pinned = pinned.to(self.device)
+        seeded = torch.zeros(b, dtype=torch.bool)  # captions whose target is drawn from G's z: one right image per seed
+        if cfg.seeded_layouts:
+            seeded = torch.ones(b, dtype=torch.bool) if cfg.seeded_pairs else ~self.pair_captions[idx]
+        seeded = seeded.to(self.device)
         recon_weight = None
         if cfg.recon_open != 1.0 and not warmup:  # open captions reconstructed at their own weight
-            recon_weight = pinned.float() + (1 - pinned.float()) * cfg.recon_open
-        stats.update(self._g_step(real, text, idx, same, adversarial=not warmup, pinned=pinned, recon_weight=recon_weight,
+            one_answer = (pinned | seeded).float()
+            recon_weight = one_answer + (1 - one_answer) * cfg.recon_open
+        stats.update(self._g_step(real, text, idx, same, adversarial=not warmup, pinned=pinned, seeded=seeded,
+                                  recon_weight=recon_weight,
                                   near_misses=near_misses if cfg.near_miss_weight > 0 else None,
                                   spread_groups=spread_groups))
         if cfg.lr_decay > 0:
@@ -437,11 +444,12 @@ class Trainer:
         return z
 
     def _g_step(self, real: torch.Tensor, text: TextCondition, idx: torch.Tensor, same: torch.Tensor, adversarial: bool,
-                pinned: torch.Tensor, recon_weight: torch.Tensor | None = None,
+                pinned: torch.Tensor, seeded: torch.Tensor, recon_weight: torch.Tensor | None = None,
                 near_misses: tuple[TextCondition, torch.Tensor] | None = None,
                 spread_groups: torch.Tensor | None = None) -> dict[str, float]:
         """G (and E) learn to fool u and u + m, rank their own caption first, and reconstruct real images.
-        idx [B]: the caption indices (--seeded-layouts draws each target from them and z). pinned [B] bool: captions that fix the whole layout. near_misses: the captions' near misses and a [B] bool
+        idx [B]: the caption indices. pinned [B] bool: captions that fix the whole layout. seeded [B] bool: captions
+        whose target is drawn from idx and G's z (--seeded-layouts), not the real image. near_misses: the captions' near misses and a [B] bool
         of which captions have one; G then also ranks its own caption above the near miss. spread_groups
         [B / group_size]: each group's weight in the group-spread game (None: 1). With adversarial=False
         (the warm-up) only the reconstruction and KL terms are used, and D is not run."""
@@ -455,13 +463,14 @@ class Trainer:
             pairs = torch.cat([torch.arange(half), torch.arange(half), torch.arange(2 * half, b)])
             text, target, same, idx = text[pairs.to(self.device)], real[pairs], same[pairs][:, pairs], idx[pairs]
             recon_weight = None if recon_weight is None else recon_weight[pairs.to(self.device)]
-            pinned = pinned[pairs.to(self.device)]
+            pinned, seeded = pinned[pairs.to(self.device)], seeded[pairs.to(self.device)]
             if near_misses is not None:
                 near_misses = (near_misses[0][pairs.to(self.device)], near_misses[1][pairs.to(self.device)])
         z, eps = self._noise(b)
-        if cfg.seeded_layouts:  # the target is the caption drawn as z says: one right image per seed, not their mean
+        if seeded.any():  # the target is the caption drawn as z says: one right image per seed, not their mean
             drawn = self.dataset.render_seeded(idx.numpy(), z[:, :NOISE_DIMS].cpu().numpy())
-            target = uint8_to_tensor(drawn, self.device).contiguous(memory_format=torch.channels_last)
+            drawn = uint8_to_tensor(drawn, self.device).contiguous(memory_format=torch.channels_last)
+            target = torch.where(seeded[:, None, None, None], drawn, target)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:
             z = self._nearest_z(eps, text, target, None if recon_weight is None else recon_weight > 0)
         n_rec = {"prior": b, "layout": b, "posterior": b // 2}.get(cfg.recon, 0)  # images with a target

@@ -780,6 +780,41 @@ def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cac
     assert not torch.equal(targets[0][0], targets[0][3])  # one caption, two seeds: two drawings
 
 
+def test_seeded_layouts_can_leave_the_pairs_to_their_real_images(tmp_path, cache, monkeypatch):
+    """seeded_pairs=False: a pair's target is its real image and, after the warm-up, it is weighed by recon_open;
+    the other captions' targets are drawn from z and, having one right image per seed, keep the full weight."""
+    from dalle.data.shapes import NOISE_DIMS
+    from dalle.images import uint8_to_tensor
+
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, seeded_pairs=False,
+                      warmup_kimg=1.0, recon_open=0.0)
+    t = Trainer(dataclasses.replace(TINY_MODEL, z_dim=NOISE_DIMS + 3), cfg)
+    captions = ["a red circle", "a green triangle above a black circle", "three blue squares",
+                "a red circle at the top left"]
+    idx = [t.dataset.captions.index(c) for c in captions]
+    t._batch = lambda: _fixed_batch(t, idx)  # blank real images
+    drawn, calls = [], []
+    noise = t._noise
+    monkeypatch.setattr(t, "_noise", lambda b: drawn.append(noise(b)) or drawn[-1])
+    rec = losses.reconstruction_loss
+    monkeypatch.setattr(losses, "reconstruction_loss", lambda images, target, kind="l1", weight=None:
+                        calls.append((target, weight)) or rec(images, target, kind, weight))
+    t.train_step()  # in the warm-up: every image is a target, in full
+    (target, weight), z = calls[0], drawn[0][0]
+    want = uint8_to_tensor(t.dataset.render_seeded(np.array(idx), z[:, :NOISE_DIMS].numpy()))
+    assert weight is None
+    assert torch.equal(target[1], torch.ones(3, 32, 32))  # the pair: its (blank) real image
+    for i in (0, 2, 3):
+        assert torch.equal(target[i], want[i])
+    t.images_seen = 1000  # after the warm-up: the pair is left to the GAN (recon_open=0), the others kept
+    weights = []
+    t._g_step = lambda *a, recon_weight=None, **k: weights.append(recon_weight) or {}
+    t._d_step = lambda *a, **k: {}
+    t.train_step()
+    assert weights[0].tolist() == [1.0, 0.0, 1.0, 1.0]
+
+
 @pytest.mark.parametrize("settings, message", [
     (dict(recon="posterior"), "recon prior"),
     (dict(recon_candidates=4), "one candidate"),
