@@ -13,9 +13,9 @@ import random
 
 import numpy as np
 
-from .data.shapes import pins_layout, render
+from .data.shapes import render
 from .evaluation.evaluate import Generated
-from .evaluation.shapes_checker import detect_objects, parse_caption, scene_for_spec, seen_scenes
+from .evaluation.shapes_checker import caption_kind, detect_objects, parse_caption, scene_for_spec, seen_scenes
 from .pipeline import TextToImagePipeline
 
 
@@ -27,14 +27,6 @@ def layout(image: np.ndarray) -> tuple[str, ...]:
 def distinct_layouts(images: np.ndarray) -> int:
     """How many different `layout`s the images uint8 [K, R, R, 3] show (1 to K)."""
     return len({layout(img) for img in images})
-
-
-def caption_kind(caption: str) -> str:
-    """"placed" or "unplaced" single, "pair" or "count": the kinds that leave different things open."""
-    kind = parse_caption(caption).kind
-    if kind == "single":
-        return "placed" if pins_layout(caption) else "unplaced"
-    return kind
 
 
 def seed_layouts(pipe: TextToImagePipeline, num_prompts: int = 64, seeds: int = 8, psi: float = 1.0,

@@ -10,7 +10,8 @@ import pytest
 
 from dalle.cli import main
 from dalle.data.shapes import Shape, render
-from dalle.layout_probe import caption_kind, distinct_layouts, layout
+from dalle.evaluation.shapes_checker import caption_kind
+from dalle.layout_probe import distinct_layouts, layout
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 

@@ -141,6 +141,11 @@ def all_captions(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list
 NOISE_DIMS = len(CELL_NAMES) + 1 + 2 * len(CELL_NAMES)  # the noise coordinates `seeded_shapes` reads
 
 
+# relation -> the (first shape's, second shape's) cell indices where it holds
+ALLOWED_CELLS = {rel: tuple((p, q) for p in range(len(CELL_NAMES)) for q in range(len(CELL_NAMES))
+                            if relation_holds(CELL_NAMES[p], rel, CELL_NAMES[q])) for rel in RELATIONS}
+
+
 def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
     """The shapes of `scene`'s caption with everything the caption leaves open read from `noise`
     [>= NOISE_DIMS] (standard normal; the first coordinates of a generator's z), as a function of it:
@@ -153,7 +158,7 @@ def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
     noise = np.asarray(noise, dtype=np.float64)
     if noise.shape[0] < NOISE_DIMS:
         raise ValueError(f"seeded_shapes reads {NOISE_DIMS} noise coordinates, got {noise.shape[0]}")
-    score = noise[:9]
+    score = noise[:len(CELL_NAMES)]
     uniform = 0.5 * (1 + np.vectorize(math.erf)(noise[10:NOISE_DIMS] / math.sqrt(2)))  # [18] in (0, 1)
 
     def at(template: Shape, cell: str, size: str = "small") -> Shape:
@@ -165,8 +170,7 @@ def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
         size = scene.meta["size"] or ("large" if noise[9] > 0 else "small")
         return [at(scene.shapes[0], scene.meta["cell"] or CELL_NAMES[int(score.argmax())], size)]
     if scene.kind == "pair":
-        cells = [(p, q) for p in range(9) for q in range(9) if relation_holds(CELL_NAMES[p], scene.relation, CELL_NAMES[q])]
-        p, q = max(cells, key=lambda pq: score[pq[0]] + score[pq[1]])
+        p, q = max(ALLOWED_CELLS[scene.relation], key=lambda pq: score[pq[0]] + score[pq[1]])
         return [at(scene.shapes[0], CELL_NAMES[p]), at(scene.shapes[1], CELL_NAMES[q])]
     chosen = sorted(np.argsort(-score)[: len(scene.shapes)])
     return [at(scene.shapes[0], CELL_NAMES[i]) for i in chosen]

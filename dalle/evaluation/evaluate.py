@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import read_config
-from ..data.shapes import DEFAULT_HOLDOUT, pins_layout, render
+from ..data.shapes import DEFAULT_HOLDOUT, render
 from ..images import tensor_to_uint8, uint8_to_tensor
 from ..pipeline import TextToImagePipeline, seed_latents
 from . import shapes_checker as sc
@@ -133,8 +133,7 @@ def _diversity_by_kind(scenes: list, generated: np.ndarray, real: np.ndarray, k:
     [len(scenes) * k, R, R, 3], grouped by scene -> {kind: {"generated", "real", "prompts"}}."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(scenes):
-        kind = s.kind if s.kind != "single" else ("placed" if pins_layout(s.caption) else "unplaced")
-        groups.setdefault(kind, []).append(i)
+        groups.setdefault(sc.caption_kind(s.caption), []).append(i)
 
     def of(images: np.ndarray, ids: list[int]) -> float:
         return _pixel_diversity(np.concatenate([images[i * k:(i + 1) * k] for i in ids]), k)

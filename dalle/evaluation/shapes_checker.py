@@ -177,6 +177,14 @@ def parse_caption(caption: str) -> CaptionSpec:
     raise ValueError(f"not a shapes-world caption: {caption!r}")
 
 
+def caption_kind(caption: str) -> str:
+    """"placed" or "unplaced" single, "pair" or "count": the kinds of caption that leave different things open."""
+    spec = parse_caption(caption)
+    if spec.kind == "single":
+        return "placed" if spec.cell else "unplaced"
+    return spec.kind
+
+
 # ---------------------------------------------------------------------- judging
 CHECK_KEYS = ("colour_shape", "position", "size", "relation", "count", "colour_shape_position", "exact")
 
