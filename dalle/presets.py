@@ -1,7 +1,9 @@
-"""The one-command recipes behind the shipped checkpoints: `python -m dalle train --preset NAME`.
+"""The one-command recipes for training a model from scratch: `python -m dalle train --preset NAME`.
 
 A preset is a set of flag values; flags given on the command line win over it. Each recipe is
 sized to finish in one sitting on a 2-core CPU with the two runs side by side (one core each).
+Each choice was compared with its alternative at an equal budget (docs/recipe.md). A shipped
+checkpoint's model card quotes the command that trained it, which may predate later choices.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ PRESETS: dict[str, dict] = {
                "snapshot_minutes": [15.0], "augment": "", "channel_base": 1024, "lr_g": 1e-3, "lr_d": 1e-3,
                "normalize_text": True, "recon_loss": "l2", "warmup_kimg": 100.0, "lr_decay": 0.5,
                "hard_negatives": 0.5, "d_word_order": True, "g_word_order": True, "d_near_miss_weight": 1.0,
-               "near_miss_weight": 1.0, "recon_open": 0.0},
+               "near_miss_weight": 1.0, "recon_open": 0.0, "seeded_layouts": True, "seeded_pairs": False},
     "emoji": {"data": "emoji", "resolution": 32, "out": "runs/emoji-32", "max_minutes": 120.0, "threads": 1,
               "snapshot_minutes": [20.0], "augment": "translation", "lr_g": 1e-3, "lr_d": 1e-3},
 }

@@ -831,3 +831,19 @@ def test_seeded_layouts_settings_are_checked(tmp_path, cache, settings, message)
 def test_seeded_layouts_need_the_shapes_world(tmp_path, cache):
     with pytest.raises(ValueError, match="shapes world"):
         tiny_trainer(tmp_path / "tiny", cache, seeded_layouts=True)
+
+
+def test_the_shapes_preset_runs_as_given(tmp_path, cache):
+    """`--preset shapes` with its own model settings: its flags fit together (seeded layouts need z_dim >= 28 and
+    prior reconstruction), and one step writes a checkpoint whose config records them."""
+    from dalle.presets import PRESETS
+
+    out = tmp_path / "run"
+    rc = main(["train", "--preset", "shapes", "--out", str(out), "--max-steps", "1", "--batch-size", "4",
+               "--sample-every", "1", "--checkpoint-every", "1", "--cache-dir", str(cache), "--max-minutes", "5"])
+    assert rc == 0
+    config = json.loads((out / "checkpoint" / "config.json").read_text())
+    recorded = {**config["model"], **config["train"]}
+    for name, value in PRESETS["shapes"].items():
+        if name not in ("out", "max_minutes"):  # given on the command line
+            assert recorded[name] == value, name
