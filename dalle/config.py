@@ -93,7 +93,7 @@ class TrainConfig:
     contrastive_weight: float = 1.0  # batch-contrastive match loss (D and G): rank the own caption first
     recon: str = "prior"  # reconstruction of real images: "prior" (z ~ N(0, I), pix2pix-style), "posterior" (VAE-GAN, half the batch), "layout" (z from where the ink is, not its colours), "none"
     recon_loss: str = "l1"  # "l1" (median: sharp) or "l2" (mean: leaves the blank background sooner)
-    recon_weight: float = 10.0  # L1 weight: a supervised gradient for every pixel (the biggest sample-efficiency lever)
+    recon_weight: float = 10.0  # reconstruction weight (L1 or L2, --recon-loss): a supervised gradient for every pixel
     recon_open: float = 1.0  # after the warm-up, weight of the reconstruction of captions that leave the layout open (shapes: pairs, counts, unplaced singles), relative to placed ones; 0: the GAN alone draws them, not the mean of their layouts
     seeded_layouts: bool = False  # shapes world: reconstruct each caption as drawn with what it leaves open read from G's z (`seeded_shapes`): one right image per seed, so seeds keep the data's layouts
     seeded_pairs: bool = True  # with seeded_layouts, pairs too; False: pairs keep their real image (and recon_open), whose two colours stay apart
