@@ -97,6 +97,7 @@ class TrainConfig:
     recon_open: float = 1.0  # after the warm-up, weight of the reconstruction of captions that leave the layout open (shapes: pairs, counts, unplaced singles), relative to placed ones; 0: the GAN alone draws them, not the mean of their layouts
     seeded_layouts: bool = False  # shapes world: reconstruct each caption as drawn with what it leaves open read from G's z (`seeded_shapes`): one right image per seed, so seeds keep the data's layouts
     seeded_pairs: bool = True  # with seeded_layouts, pairs too; False: pairs keep their real image (and recon_open), whose two colours stay apart
+    pair_layout: str = "any"  # seeded pairs' cells: "any" where the relation holds, "line" a row's or column's two ends (z picks the line), "center" the middle line's ends (one layout per caption: each colour has one place)
     recon_candidates: int = 1  # with recon="prior", reconstruct from the nearest of this many z draws: seeds keep distinct layouts
     vae_kl_weight: float = 0.01  # KL of the encoder's q(z | x, t) toward the prior (recon="posterior" or "layout")
     warmup_kimg: float = 0.0  # first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image

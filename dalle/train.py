@@ -45,7 +45,7 @@ from .checkpoint import (CheckpointError, load_into, load_tensors, model_config,
                          write_folder_atomically)
 from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
 from .data import Dataset, open_dataset
-from .data.shapes import NOISE_DIMS, ShapesWorld
+from .data.shapes import NOISE_DIMS, PAIR_LAYOUTS, ShapesWorld
 from .discriminator import Discriminator
 from .encoder import ImageEncoder, LayoutEncoder
 from .evaluation.shapes_checker import parse_caption
@@ -197,6 +197,10 @@ class Trainer:
                              " and one candidate")
         if cfg.seeded_layouts and not isinstance(self.dataset, ShapesWorld):
             raise ValueError("--seeded-layouts needs the shapes world, which can draw a caption from a noise vector")
+        if cfg.pair_layout not in PAIR_LAYOUTS:
+            raise ValueError(f"pair_layout must be one of {', '.join(PAIR_LAYOUTS)}; got {cfg.pair_layout!r}")
+        if cfg.pair_layout != "any" and not (cfg.seeded_layouts and cfg.seeded_pairs):
+            raise ValueError("--pair-layout narrows the seeded pairs' cells: it needs --seeded-layouts true --seeded-pairs true")
         if cfg.seeded_layouts and model_cfg.z_dim < NOISE_DIMS:
             raise ValueError(f"--seeded-layouts reads {NOISE_DIMS} coordinates of z; z_dim is {model_cfg.z_dim}")
         if cfg.recon_open < 0:
@@ -468,7 +472,7 @@ class Trainer:
                 near_misses = (near_misses[0][pairs.to(self.device)], near_misses[1][pairs.to(self.device)])
         z, eps = self._noise(b)
         if seeded.any():  # the target is the caption drawn as z says: one right image per seed, not their mean
-            drawn = self.dataset.render_seeded(idx.numpy(), z[:, :NOISE_DIMS].cpu().numpy())
+            drawn = self.dataset.render_seeded(idx.numpy(), z[:, :NOISE_DIMS].cpu().numpy(), cfg.pair_layout)
             drawn = uint8_to_tensor(drawn, self.device).contiguous(memory_format=torch.channels_last)
             target = torch.where(seeded[:, None, None, None], drawn, target)
         if cfg.recon == "prior" and cfg.recon_candidates > 1:

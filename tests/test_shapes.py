@@ -232,3 +232,32 @@ def test_seeded_shapes_cover_what_the_caption_leaves_open():
     assert shapes.seeded_shapes(pair, draws[7]) == shapes.seeded_shapes(pair, draws[7].copy())
     images = world.render_seeded(np.array([world.captions.index("a red circle")] * 2), draws[:2])
     assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+
+
+def test_pair_layouts_narrow_the_cells_a_seeded_pair_takes():
+    """Known answers: "line" puts a pair at the two ends of one row (left of, right of) or column (above, below),
+    the noise picking which; "center" at the ends of the middle one whatever the noise; singles and counts are
+    not affected."""
+    world, rng = shapes.ShapesWorld(32), np.random.default_rng(0)
+    draws = rng.standard_normal((500, shapes.NOISE_DIMS))
+    left = _scene(world, "a red circle left of a blue square")
+    above = _scene(world, "a red circle above a blue square")
+    lines = {tuple(s.cell for s in shapes.seeded_shapes(left, n, "line")) for n in draws}
+    assert lines == {("top left", "top right"), ("left", "right"), ("bottom left", "bottom right")}
+    lines = {tuple(s.cell for s in shapes.seeded_shapes(above, n, "line")) for n in draws}
+    assert lines == {("top left", "bottom left"), ("top", "bottom"), ("top right", "bottom right")}
+    a, b = shapes.seeded_shapes(left, _noise(c6=5.0, c8=4.0), "line")  # the bottom row scores best
+    assert (a.color, a.cell, b.color, b.cell) == ("red", "bottom left", "blue", "bottom right")
+    centered = {tuple(s.cell for s in shapes.seeded_shapes(left, n, "center")) for n in draws}
+    assert centered == {("left", "right")}
+    below = _scene(world, "a red circle below a blue square")
+    assert [s.cell for s in shapes.seeded_shapes(below, draws[0], "center")] == ["bottom", "top"]
+    single, count = _scene(world, "a red circle"), _scene(world, "three blue squares")
+    for n in draws[:20]:
+        assert shapes.seeded_shapes(single, n, "center") == shapes.seeded_shapes(single, n)
+        assert shapes.seeded_shapes(count, n, "center") == shapes.seeded_shapes(count, n)
+    with pytest.raises(ValueError, match="pair_layout"):
+        shapes.seeded_shapes(left, draws[0], "diagonal")
+    idx = np.array([world.captions.index(left.caption)] * 2)
+    images = world.render_seeded(idx, draws[:2], "center")
+    assert images.shape == (2, 32, 32, 3) and (images[0] != images[1]).any()  # the jitter still moves

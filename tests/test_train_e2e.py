@@ -754,14 +754,17 @@ def test_the_log_records_both_near_miss_rankings(tmp_path, cache):
     assert float(row["near_miss_d"]) > 0 and float(row["near_miss_g"]) > 0  # softplus ranking losses are positive
 
 
-def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cache, monkeypatch):
+@pytest.mark.parametrize("pair_layout", ["any", "center"])
+def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cache, monkeypatch, pair_layout):
     """--seeded-layouts: G's reconstruction target is its caption drawn with what the caption leaves open read from
-    G's own z (`ShapesWorld.render_seeded`), not the batch's real image; other z, other target."""
+    G's own z (`ShapesWorld.render_seeded`, pairs within --pair-layout), not the batch's real image; other z, other
+    target."""
     from dalle.data.shapes import NOISE_DIMS
     from dalle.images import uint8_to_tensor
 
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
-                      checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, warmup_kimg=1.0)
+                      checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, warmup_kimg=1.0,
+                      pair_layout=pair_layout)
     t = Trainer(dataclasses.replace(TINY_MODEL, z_dim=NOISE_DIMS + 3), cfg)
     captions = ["a red circle", "three blue squares", "a green triangle above a black circle", "a red circle"]
     idx = [t.dataset.captions.index(c) for c in captions]
@@ -774,7 +777,7 @@ def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cac
                         lambda images, target, kind="l1", weight=None: targets.append(target) or rec(images, target, kind, weight))
     t.train_step()  # in the warm-up: one G step, one draw of z
     z = drawn[0][0]
-    want = uint8_to_tensor(t.dataset.render_seeded(np.array(idx), z[:, :NOISE_DIMS].numpy()))
+    want = uint8_to_tensor(t.dataset.render_seeded(np.array(idx), z[:, :NOISE_DIMS].numpy(), pair_layout))
     assert len(targets) == 1 and torch.equal(targets[0], want)
     assert (targets[0] < 0.9).any(dim=1).flatten(1).any(1).all()  # every target has ink: none is the blank real image
     assert not torch.equal(targets[0][0], targets[0][3])  # one caption, two seeds: two drawings
@@ -819,6 +822,8 @@ def test_seeded_layouts_can_leave_the_pairs_to_their_real_images(tmp_path, cache
     (dict(recon="posterior"), "recon prior"),
     (dict(recon_candidates=4), "one candidate"),
     (dict(z_dim=16), "z_dim"),
+    (dict(pair_layout="center", seeded_pairs=False), "seeded-pairs true"),
+    (dict(pair_layout="diagonal"), "pair_layout"),
 ])
 def test_seeded_layouts_settings_are_checked(tmp_path, cache, settings, message):
     model = dataclasses.replace(TINY_MODEL, z_dim=settings.pop("z_dim", 40))

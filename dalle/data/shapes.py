@@ -141,12 +141,30 @@ def all_captions(holdout: tuple[tuple[str, str], ...] = DEFAULT_HOLDOUT) -> list
 NOISE_DIMS = len(CELL_NAMES) + 1 + 2 * len(CELL_NAMES)  # the noise coordinates `seeded_shapes` reads
 
 
-# relation -> the (first shape's, second shape's) cell indices where it holds
-ALLOWED_CELLS = {rel: tuple((p, q) for p in range(len(CELL_NAMES)) for q in range(len(CELL_NAMES))
-                            if relation_holds(CELL_NAMES[p], rel, CELL_NAMES[q])) for rel in RELATIONS}
+# Which cells a seeded pair may take: "any" where its relation holds, "line" the two ends of a row (left of,
+# right of) or a column (above, below), "center" the two ends of the middle one. Fewer layouts ask less of G:
+# under "center" each colour of a caption has one place, whatever the seed.
+PAIR_LAYOUTS = ("any", "line", "center")
 
 
-def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
+def _pair_layout_holds(p: int, q: int, layout: str) -> bool:
+    """Whether cells p and q (indices into CELL_NAMES) are a pair of cells `layout` allows."""
+    if layout == "any":
+        return True
+    (rp, cp), (rq, cq) = divmod(p, 3), divmod(q, 3)
+    ends = (rp == rq and abs(cp - cq) == 2) or (cp == cq and abs(rp - rq) == 2)
+    middle = p + q == 2 * CELL_NAMES.index("center")
+    return ends and (layout == "line" or middle)
+
+
+# (layout, relation) -> the (first shape's, second shape's) cell indices where the relation holds
+ALLOWED_CELLS = {(layout, rel): tuple((p, q) for p in range(len(CELL_NAMES)) for q in range(len(CELL_NAMES))
+                                      if relation_holds(CELL_NAMES[p], rel, CELL_NAMES[q])
+                                      and _pair_layout_holds(p, q, layout))
+                 for layout in PAIR_LAYOUTS for rel in RELATIONS}
+
+
+def seeded_shapes(scene: Scene, noise: np.ndarray, pair_layout: str = "any") -> list[Shape]:
     """The shapes of `scene`'s caption with everything the caption leaves open read from `noise`
     [>= NOISE_DIMS] (standard normal; the first coordinates of a generator's z), as a function of it:
     one noise vector, one image. Coordinates 0-8 rank the cells, and every caption puts its shapes in the
@@ -154,7 +172,10 @@ def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
     allowed cells with the best sum (which shape takes which of them follows from the relation). One
     ranking for every kind of caption, so "where the shapes go" is one thing to learn. Coordinate 9
     picks an unstated size (> 0: large); 10-27 are each cell's jitter (x, y). Each choice is uniform
-    over what the caption allows, as `sample_scene`'s are."""
+    over what the caption allows, as `sample_scene`'s are. `pair_layout` (PAIR_LAYOUTS) narrows the cells
+    a pair may take."""
+    if pair_layout not in PAIR_LAYOUTS:
+        raise ValueError(f"pair_layout must be one of {', '.join(PAIR_LAYOUTS)}; got {pair_layout!r}")
     noise = np.asarray(noise, dtype=np.float64)
     if noise.shape[0] < NOISE_DIMS:
         raise ValueError(f"seeded_shapes reads {NOISE_DIMS} noise coordinates, got {noise.shape[0]}")
@@ -170,7 +191,7 @@ def seeded_shapes(scene: Scene, noise: np.ndarray) -> list[Shape]:
         size = scene.meta["size"] or ("large" if noise[9] > 0 else "small")
         return [at(scene.shapes[0], scene.meta["cell"] or CELL_NAMES[int(score.argmax())], size)]
     if scene.kind == "pair":
-        p, q = max(ALLOWED_CELLS[scene.relation], key=lambda pq: score[pq[0]] + score[pq[1]])
+        p, q = max(ALLOWED_CELLS[pair_layout, scene.relation], key=lambda pq: score[pq[0]] + score[pq[1]])
         return [at(scene.shapes[0], CELL_NAMES[p]), at(scene.shapes[1], CELL_NAMES[q])]
     chosen = sorted(np.argsort(-score)[: len(scene.shapes)])
     return [at(scene.shapes[0], CELL_NAMES[i]) for i in chosen]
@@ -318,10 +339,11 @@ class ShapesWorld:
         images = np.stack([render(s.shapes, self.resolution) for s in scenes])
         return images, np.array([self._index[s.caption] for s in scenes], dtype=np.int64)
 
-    def render_seeded(self, indices: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    def render_seeded(self, indices: np.ndarray, noise: np.ndarray, pair_layout: str = "any") -> np.ndarray:
         """Caption indices [B] and noise [B, >= NOISE_DIMS] -> uint8 images [B, H, W, 3]: each caption drawn with
-        what it leaves open read from its noise (`seeded_shapes`)."""
-        return np.stack([render(seeded_shapes(self.scenes[i], n), self.resolution) for i, n in zip(indices, noise)])
+        what it leaves open read from its noise (`seeded_shapes`; pairs within `pair_layout`)."""
+        return np.stack([render(seeded_shapes(self.scenes[i], n, pair_layout), self.resolution)
+                         for i, n in zip(indices, noise)])
 
     def pinned(self, indices: np.ndarray) -> np.ndarray:
         """For each caption index [B], whether that caption places its shape (`pins_layout`) [B] bool."""
