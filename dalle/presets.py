@@ -13,8 +13,8 @@ PRESETS: dict[str, dict] = {
                "snapshot_minutes": [15.0], "augment": "", "channel_base": 1024, "lr_g": 1e-3, "lr_d": 1e-3,
                "normalize_text": True, "recon_loss": "l2", "warmup_kimg": 100.0, "lr_decay": 0.5,
                "hard_negatives": 0.5, "d_word_order": True, "g_word_order": True, "d_near_miss_weight": 1.0,
-               "near_miss_weight": 1.0, "recon_open": 0.0, "seeded_layouts": True, "seeded_pairs": False,
-               "recon_weight": 30.0},
+               "near_miss_weight": 1.0, "recon_open": 0.0, "seeded_layouts": True, "seeded_pairs": True,
+               "pair_layout": "center", "recon_weight": 30.0},
     "emoji": {"data": "emoji", "resolution": 32, "out": "runs/emoji-32", "max_minutes": 120.0, "threads": 1,
               "snapshot_minutes": [20.0], "augment": "translation", "lr_g": 1e-3, "lr_d": 1e-3},
 }
