@@ -151,7 +151,7 @@ def _pair_layout_holds(p: int, q: int, layout: str) -> bool:
     """Whether cells p and q (indices into CELL_NAMES) are a pair of cells `layout` allows."""
     if layout == "any":
         return True
-    (rp, cp), (rq, cq) = divmod(p, 3), divmod(q, 3)
+    (rp, cp), (rq, cq) = _cell_rc(CELL_NAMES[p]), _cell_rc(CELL_NAMES[q])
     ends = (rp == rq and abs(cp - cq) == 2) or (cp == cq and abs(rp - rq) == 2)
     middle = p + q == 2 * CELL_NAMES.index("center")
     return ends and (layout == "line" or middle)
