@@ -274,8 +274,8 @@ def random_checkpoint(dest: Path, dataset: str, tiny: bool = False) -> None:
 
     from dalle.checkpoint import save_checkpoint
     from dalle.config import ModelConfig
-    from dalle.discriminator import Discriminator
-    from dalle.generator import Generator
+    from dalle.models.discriminator import Discriminator
+    from dalle.models.generator import Generator
 
     torch.manual_seed(0)
     cfg = (ModelConfig(resolution=32, channel_base=128, d_channel_base=128, channel_max=64, d_channel_max=64,

@@ -23,8 +23,8 @@ PROMPTS = 4  # distinct prompts in a batch (rows cycle through them), as in a 4 
 def load_pipeline(checkpoint: Path, device: str = "cpu"):
     """A TextToImagePipeline over the checkpoint's G and D, without loading a text encoder."""
     from dalle.checkpoint import load_into, model_config, read_config
-    from dalle.discriminator import Discriminator
-    from dalle.generator import Generator
+    from dalle.models.discriminator import Discriminator
+    from dalle.models.generator import Generator
     from dalle.pipeline import TextToImagePipeline
 
     config = read_config(checkpoint)

@@ -20,7 +20,7 @@ import torch
 
 from dalle.config import ModelConfig, TrainConfig
 from dalle.presets import PRESETS
-from dalle.train import Trainer
+from dalle.training.trainer import Trainer
 
 
 def build(preset: str, autocast: bool, warmup: bool, out: str) -> Trainer:

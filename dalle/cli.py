@@ -71,7 +71,7 @@ def _apply_preset(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import Trainer
+    from .training.trainer import Trainer
 
     _apply_preset(args)
     args.data = args.data or "shapes"
@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     setattr(model_cfg, name, getattr(args, name))
     if args.init_from and not (args.resume and saved.exists()):  # take the checkpoint's architecture...
         from .checkpoint import model_config, read_config
-        from .train import ADDABLE_D_HEADS
+        from .training.trainer import ADDABLE_D_HEADS
         model_cfg = model_config(read_config(args.init_from))
         for name in ADDABLE_D_HEADS:  # ...with the D heads asked for added, fresh
             if getattr(args, name, None):
@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .ablation import ablate, parse_variant
+    from .evaluation.ablation import ablate, parse_variant
 
     variants = [parse_variant(v) for v in args.variant]
     command = "python -m dalle " + shlex.join(sys.argv[1:] if args.command_line is None else args.command_line)
@@ -200,7 +200,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from .model_card import load_failure_modes, write_model_card
+    from .evaluation.model_card import load_failure_modes, write_model_card
 
     modes = load_failure_modes(args.failure_modes).get(Path(args.checkpoint).name, []) if args.failure_modes else []
     print(f"wrote {write_model_card(args.checkpoint, modes)}")
@@ -213,9 +213,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import load_into, model_config, read_config, refuse_pickles
-    from .data.shapes import DEFAULT_MIX, ShapesWorld
-    from .discriminator import Discriminator
-    from .match_probe import near_miss_accuracy, train_match_head
+    from .models.discriminator import Discriminator
+    from .shapes.probes.match import near_miss_accuracy, train_match_head
+    from .shapes.world import DEFAULT_MIX, ShapesWorld
     from .text_encoder import encode_captions_cached
 
     if args.threads > 0:
@@ -248,8 +248,8 @@ def cmd_probe_layouts(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import read_config
-    from .layout_probe import seed_layouts
     from .pipeline import TextToImagePipeline
+    from .shapes.probes.layout import seed_layouts
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -266,10 +266,10 @@ def cmd_probe_binding(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .binding_probe import PAIRS, colour_binding, train_binding
     from .checkpoint import load_into, model_config, read_config, refuse_pickles
-    from .data.shapes import ShapesWorld
-    from .generator import Generator
+    from .models.generator import Generator
+    from .shapes.probes.binding import PAIRS, colour_binding, train_binding
+    from .shapes.world import ShapesWorld
     from .text_encoder import encode_captions_cached
 
     if args.threads > 0:

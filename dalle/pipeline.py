@@ -22,18 +22,13 @@ from PIL import Image
 
 from .checkpoint import load_into, model_config, read_config, refuse_pickles, save_checkpoint
 from .config import ModelConfig
-from .discriminator import Discriminator
-from .generator import Generator, truncate
+from .device import pick_device
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
+from .models.discriminator import Discriminator
+from .models.generator import Generator, truncate
 from .text_encoder import TextCondition, TextEncoder
 
 MAX_SEED = 2**31 - 1  # seeds are 0 .. MAX_SEED; image j uses (seed + j) mod (MAX_SEED + 1)
-
-
-def pick_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def seed_latents(seeds: list[int], z_dim: int, cond_dim: int) -> tuple[torch.Tensor, torch.Tensor]:

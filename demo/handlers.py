@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import render
+from .card_tab import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card
 from .examples import default_checkpoint, prompt_sets
-from .model_card import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card
 from .results import Generation
 from .service import MAX_SEED, InputError, ModelService, ServiceError
 

@@ -100,7 +100,7 @@ class CommonJudge:
 
     @staticmethod
     def _shapes(gen: Generation) -> Verdict:
-        from dalle.evaluation.shapes_checker import check, parse_caption
+        from dalle.shapes.checker import check, parse_caption
 
         right: list[bool] = []
         for i, prompt in enumerate(gen.prompts):

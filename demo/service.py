@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from dalle.checkpoint import CheckpointError, model_config, read_config
-from dalle.pipeline import MAX_SEED, PipelineOutput, TextToImagePipeline, pick_device
+from dalle.device import pick_device
+from dalle.pipeline import MAX_SEED, PipelineOutput, TextToImagePipeline
 from dalle.prompts import spell_out_emoji
 from dalle.text_encoder import TextEncoder
 

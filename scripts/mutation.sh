@@ -15,12 +15,12 @@ mutmut="$root/.venv/bin/mutmut"
 
 for module in "$@"; do
   case "$module" in
-    losses) file=dalle/losses.py; tests=tests/test_losses.py; names=("dalle.losses.*") ;;
+    losses) file=dalle/training/losses.py; tests=tests/test_losses.py; names=("dalle.training.losses.*") ;;
     stats) file=dalle/evaluation/stats.py; tests=tests/test_stats.py; names=("dalle.evaluation.stats.*") ;;
-    generator) file=dalle/generator.py; tests=tests/test_generator.py
-               names=("dalle.generator.x_truncate__mutmut_*" "dalle.generator.*conditional_center__mutmut_*") ;;
-    checker) file=dalle/evaluation/shapes_checker.py; tests=tests/test_shapes_checker.py
-             names=("dalle.evaluation.shapes_checker.*") ;;
+    generator) file=dalle/models/generator.py; tests=tests/test_generator.py
+               names=("dalle.models.generator.x_truncate__mutmut_*" "dalle.models.generator.*conditional_center__mutmut_*") ;;
+    checker) file=dalle/shapes/checker.py; tests=tests/test_shapes_checker.py
+             names=("dalle.shapes.checker.*") ;;
     *) echo "usage: scripts/mutation.sh {losses|stats|generator|checker} ..." >&2; exit 2 ;;
   esac
   work="$(mktemp -d "${TMPDIR:-/tmp}/mutation-$module.XXXX")"
@@ -29,7 +29,7 @@ for module in "$@"; do
   if [ "$module" = generator ]; then
     # mutmut does not mutate decorated functions: drop @torch.no_grad() above conditional_center in the copy
     # (it turns off gradient tracking and changes no value the tests compare)
-    "$root/.venv/bin/python" - "$work/dalle/generator.py" <<'PY'
+    "$root/.venv/bin/python" - "$work/dalle/models/generator.py" <<'PY'
 import re, sys
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()

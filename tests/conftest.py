@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 # dataset of the random-weight fallback)
 SOURCES = {"shapes-32": (("checkpoints/shapes-32", "runs/shapes-32/checkpoint"), "shapes"),
            "emoji-32": (("checkpoints/emoji-32", "runs/emoji-32/checkpoint"), "emoji")}
-# The columns training writes (dalle.train.LOG_FIELDS), spelled out so a rename shows up here.
+# The columns training writes (dalle.training.trainer.LOG_FIELDS), spelled out so a rename shows up here.
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl",
               "lr_scale", "near_miss_d", "near_miss_g", "spread_d", "spread_g"]
@@ -55,8 +55,8 @@ def _tiny_checkpoint(dest: Path, dataset: str) -> None:
     """A random-weight 32px checkpoint with a short log.csv and a model card."""
     from dalle.checkpoint import save_checkpoint
     from dalle.config import ModelConfig
-    from dalle.discriminator import Discriminator
-    from dalle.generator import Generator
+    from dalle.models.discriminator import Discriminator
+    from dalle.models.generator import Generator
 
     cfg = ModelConfig(resolution=32, channel_base=256, d_channel_base=256)
     log = LOG_HEADER + "".join(_log_row(s) for s in range(0, 501, 100))

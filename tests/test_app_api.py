@@ -13,7 +13,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from demo.model_card import match_trust
+from demo.card_tab import match_trust
 from demo.render import split_grid
 
 GOOD = ("a large red circle at the top left\ntwo green triangles", 123, 0.7, 3, "shapes-32", 0)
@@ -158,7 +158,7 @@ def test_compare_has_a_common_judge_with_known_answers(client: Client, checkpoin
     if not (checkpoints_dir / "evaluator" / "evaluator.safetensors").is_file():
         pytest.skip("no shipped evaluator in checkpoints/evaluator")
     from dalle.evaluation.evaluator import load_evaluator
-    from dalle.evaluation.shapes_checker import check
+    from dalle.shapes.checker import check
     from dalle.text_encoder import TextEncoder
 
     shape_prompts, emoji_prompts = ["a large red circle at the top left", "two green triangles"], ["red heart", "fire"]
@@ -196,7 +196,7 @@ def test_interpolate_gif_and_strip(client: Client, checkpoints_dir: Path) -> Non
 
 def test_model_card_headline_first_then_curves_samples_and_folded_metrics(client: Client,
                                                                           checkpoints_dir: Path) -> None:
-    from demo.model_card import strip_front_matter
+    from demo.card_tab import strip_front_matter
 
     headline, losses, _reg, accuracy, samples, facts, metrics, config, readme = client.predict(
         "shapes-32", api_name="/model_card")

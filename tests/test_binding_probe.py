@@ -7,15 +7,15 @@ from types import SimpleNamespace
 
 import torch
 
-from dalle.binding_probe import PAIRS, colour_binding, train_binding
 from dalle.cli import main
 from dalle.config import ModelConfig
-from dalle.data.shapes import ShapesWorld, near_misses
-from dalle.encoder import LayoutEncoder
-from dalle.generator import Generator
 from dalle.images import uint8_to_tensor
-from dalle.losses import reconstruction_loss
+from dalle.models.generator import Generator
+from dalle.models.image_encoder import LayoutEncoder
+from dalle.shapes.probes.binding import PAIRS, colour_binding, train_binding
+from dalle.shapes.world import ShapesWorld, near_misses
 from dalle.text_encoder import TextCondition
+from dalle.training.losses import reconstruction_loss
 
 TINY = ModelConfig(resolution=32, channel_base=128, channel_max=32, attn_dim=16, w_dim=32, cond_dim=16, z_dim=8)
 
@@ -133,7 +133,7 @@ def test_train_binding_starts_from_a_given_generator_and_keeps_its_word_order_co
 
 def test_probe_binding_cli_starts_from_a_checkpoint(capsys, tmp_path):
     from dalle.checkpoint import save_checkpoint
-    from dalle.discriminator import Discriminator
+    from dalle.models.discriminator import Discriminator
 
     cfg = ModelConfig(**{**TINY.to_dict(), "d_channel_base": 256})
     ck = tmp_path / "ck"

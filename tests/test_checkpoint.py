@@ -4,10 +4,10 @@ import os
 import pytest
 import torch
 
-from dalle.checkpoint import CheckpointError, load_into, read_config, save_checkpoint, save_tensors, load_tensors
+from dalle.checkpoint import CheckpointError, load_into, load_tensors, read_config, save_checkpoint, save_tensors
 from dalle.config import FORMAT_VERSION, ModelConfig
-from dalle.discriminator import Discriminator
-from dalle.generator import Generator
+from dalle.models.discriminator import Discriminator
+from dalle.models.generator import Generator
 
 CFG = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, z_dim=8, cond_dim=8, w_dim=32,
                   mapping_layers=2, embed_dim=32)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import _tiny_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,11 +13,11 @@ SHIPPED_METRICS = sorted((Path(__file__).resolve().parents[1] / "checkpoints").g
 
 def test_code_files_are_what_evaluation_and_generation_import():
     names = {f.relative_to(PACKAGE.parent).as_posix() for f in code_files()}
-    for needed in ("dalle/pipeline.py", "dalle/generator.py", "dalle/discriminator.py", "dalle/text_encoder.py",
-                   "dalle/data/shapes.py", "dalle/evaluation/evaluate.py", "dalle/evaluation/shapes_checker.py",
+    for needed in ("dalle/pipeline.py", "dalle/models/generator.py", "dalle/models/discriminator.py", "dalle/text_encoder.py",
+                   "dalle/shapes/world.py", "dalle/evaluation/evaluate.py", "dalle/shapes/checker.py",
                    "dalle/evaluation/stats.py", "dalle/evaluation/evaluator.py", "dalle/__init__.py"):
         assert needed in names
-    for unrelated in ("dalle/train.py", "dalle/cli.py", "dalle/ablation.py", "dalle/model_card.py"):
+    for unrelated in ("dalle/training/trainer.py", "dalle/cli.py", "dalle/evaluation/ablation.py", "dalle/evaluation/model_card.py"):
         assert unrelated not in names
 
 
@@ -25,9 +25,9 @@ def test_hash_follows_the_code(tmp_path):
     copy = tmp_path / "dalle"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     assert code_hash(copy) == code_hash()
-    (copy / "train.py").write_text("# training is not evaluation\n", encoding="utf-8")
+    (copy / "training" / "trainer.py").write_text("# training is not evaluation\n", encoding="utf-8")
     assert code_hash(copy) == code_hash()
-    gen = copy / "generator.py"
+    gen = copy / "models" / "generator.py"
     gen.write_text(gen.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
     assert code_hash(copy) != code_hash()
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dalle.data.shapes import render
-from dalle.evaluation import shapes_checker as sc
 from dalle.evaluation.metrics_io import read_metrics, write_metrics
+from dalle.shapes import checker as sc
+from dalle.shapes.world import render
 
 
 # ---------------------------------------------------------------------- metrics.json
@@ -34,8 +34,8 @@ def test_metrics_round_trip(tmp_path):
 def tiny_shapes_checkpoint(tmp_path_factory):
     from dalle.checkpoint import save_checkpoint
     from dalle.config import ModelConfig
-    from dalle.discriminator import Discriminator
-    from dalle.generator import Generator
+    from dalle.models.discriminator import Discriminator
+    from dalle.models.generator import Generator
 
     torch.manual_seed(0)
     cfg = ModelConfig(resolution=32, channel_base=256, d_channel_base=256)
@@ -134,8 +134,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys, tiny_shapes_checkpoint):
 
 
 def test_evaluator_save_load_round_trip(tmp_path):
-    from dalle.evaluation.evaluator import (Evaluator, EvaluatorArch, EvaluatorError, EvaluatorFeatures,
-                                            load_evaluator, save_evaluator)
+    from dalle.evaluation.evaluator import (
+        Evaluator,
+        EvaluatorArch,
+        EvaluatorError,
+        EvaluatorFeatures,
+        load_evaluator,
+        save_evaluator,
+    )
 
     torch.manual_seed(0)
     model = Evaluator(EvaluatorArch(widths=(8, 16), embed_dim=16, text_hidden=16)).eval()
@@ -377,8 +383,8 @@ def test_ab_split_halves_are_disjoint_complete_and_seeded():
 
 
 def test_diversity_by_kind_known_answer():
-    from dalle.data.shapes import Scene
     from dalle.evaluation.evaluate import _diversity_by_kind
+    from dalle.shapes.world import Scene
 
     scenes = [Scene([], "a red circle at the top left", "single"), Scene([], "two red circles", "count"),
               Scene([], "a red circle", "single")]

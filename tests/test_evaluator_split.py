@@ -11,8 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dalle.evaluation.emoji_data import (HELDOUT_FRACTION, HELDOUT_RULE, heldout_labels_sha256, is_heldout_label,
-                                         label_split)
+from dalle.evaluation.emoji_data import (
+    HELDOUT_FRACTION,
+    HELDOUT_RULE,
+    heldout_labels_sha256,
+    is_heldout_label,
+    label_split,
+)
 from dalle.evaluation.evaluate import R_PRECISION_DISTRACTORS, emoji_reference
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dalle.data.shapes import render
-from dalle.evaluation.shapes_checker import parse_caption, scene_for_spec
+from dalle.shapes.checker import parse_caption, scene_for_spec
+from dalle.shapes.world import render
 from demo.judge import SHAPES_JUDGE, CommonJudge
 from demo.results import Generation
 

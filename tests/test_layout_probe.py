@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dalle.cli import main
-from dalle.data.shapes import Shape, render
-from dalle.evaluation.shapes_checker import caption_kind
-from dalle.layout_probe import distinct_layouts, layout
+from dalle.shapes.checker import caption_kind
+from dalle.shapes.probes.layout import distinct_layouts, layout
+from dalle.shapes.world import Shape, render
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 

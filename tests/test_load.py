@@ -28,7 +28,6 @@ import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.utils import QueueError
-
 from test_reliability_support import AppProcess, raw_call
 
 pytestmark = pytest.mark.load

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dalle import losses
-from dalle.train import same_caption
+from dalle.training import losses
+from dalle.training.trainer import same_caption
 
 
 def softplus(x: float) -> float:
@@ -206,7 +206,7 @@ def test_near_miss_ranking_known_values_and_rows_without_a_near_miss():
 
 def test_ema_beta_is_a_half_life_in_images():
     from dalle.config import TrainConfig
-    from dalle.train import ema_beta
+    from dalle.training.trainer import ema_beta
 
     cfg = TrainConfig(ema_kimg=10.0, ema_rampup=0.0)
     assert ema_beta(10_000, 0, cfg) == pytest.approx(0.5)  # one batch of a half-life halves the old weights

@@ -9,9 +9,9 @@ import torch
 
 from dalle.cli import main
 from dalle.config import ModelConfig
-from dalle.data.shapes import ShapesWorld
-from dalle.discriminator import Discriminator
-from dalle.match_probe import near_miss_accuracy, train_match_head
+from dalle.models.discriminator import Discriminator
+from dalle.shapes.probes.match import near_miss_accuracy, train_match_head
+from dalle.shapes.world import ShapesWorld
 from dalle.text_encoder import TextCondition
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shapes-32"

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from demo.model_card import TRUSTED_MATCH_AUROC, match_trust
+from demo.card_tab import TRUSTED_MATCH_AUROC, match_trust
 
 
 def write_metrics(folder: Path, discriminator: dict) -> Path:

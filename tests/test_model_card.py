@@ -4,7 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
-from dalle.model_card import render_model_card
+from dalle.evaluation.model_card import render_model_card
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 

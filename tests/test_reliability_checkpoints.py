@@ -21,13 +21,13 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from safetensors.torch import load_file, save_file
+from test_reliability_support import AppProcess
 
 from dalle.checkpoint import CheckpointError, save_checkpoint
 from dalle.config import FORMAT_VERSION, ModelConfig
-from dalle.discriminator import Discriminator
-from dalle.generator import Generator
+from dalle.models.discriminator import Discriminator
+from dalle.models.generator import Generator
 from dalle.pipeline import TextToImagePipeline
-from test_reliability_support import AppProcess
 
 CFG = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, z_dim=8, cond_dim=8, w_dim=32,
                   mapping_layers=2, embed_dim=32)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import torch
 from gradio_client import Client
-
 from test_reliability_support import AppProcess
 
 REQUESTS = [  # prompts, seed, psi, images per prompt, checkpoint, best of N

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-
 from test_reliability_support import RawResult, raw_call
 
 GOOD = ["a red circle", 3, 0.7, 1, "shapes-32", 0]  # prompts, seed, psi, images, checkpoint, best of N

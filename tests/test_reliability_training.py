@@ -27,14 +27,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_train_e2e import TINY_FLAGS
 
 import dalle.checkpoint as ckpt_mod
 from dalle.checkpoint import CheckpointError, load_into, read_config, save_checkpoint
 from dalle.cli import main
 from dalle.config import ModelConfig
-from dalle.discriminator import Discriminator
-from dalle.generator import Generator
-from test_train_e2e import TINY_FLAGS
+from dalle.models.discriminator import Discriminator
+from dalle.models.generator import Generator
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 40  # total steps of the killed+resumed run and of the reference run

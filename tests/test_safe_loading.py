@@ -212,7 +212,8 @@ def recorder(monkeypatch) -> Recorder:
 
 
 def test_the_recorder_sees_python_and_safetensors_opens(recorder, tmp_path: Path) -> None:
-    from safetensors.torch import load_file as lf, save_file
+    from safetensors.torch import load_file as lf
+    from safetensors.torch import save_file
 
     import dalle.checkpoint
 

@@ -3,7 +3,7 @@ import random
 import numpy as np
 import pytest
 
-from dalle.data import shapes
+from dalle.shapes import world as shapes
 
 
 def test_palette_and_cells_are_as_specified():

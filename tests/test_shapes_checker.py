@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from dalle.data.shapes import SIZES, Shape, render, sample_scene, single_caption
-from dalle.evaluation import shapes_checker as sc
+from dalle.shapes import checker as sc
+from dalle.shapes.world import SIZES, Shape, render, sample_scene, single_caption
 
 
 @pytest.mark.parametrize("resolution", [64, 32])

@@ -65,7 +65,7 @@ def test_upload_set_is_the_app_and_its_checkpoints_only(capsys) -> None:
 
 def test_upload_set_leaves_out_what_training_and_tests_leave_behind(tmp_path: Path) -> None:
     """The same command on a folder that has every kind of leftover: only the app side is sent."""
-    for rel in ("app.py", "requirements.txt", "README.md", "dalle/pipeline.py", "dalle/data/shapes.py",
+    for rel in ("app.py", "requirements.txt", "README.md", "dalle/pipeline.py", "dalle/shapes/world.py",
                 "demo/layout.py", "checkpoints/shapes-32/config.json", "runs/shapes-32/state/optimizer.safetensors",
                 "runs/x/train_state/state.json", "data/emoji/images.npy", "benchmarks/results/results.json",
                 ".venv/lib/python3.11/site-packages/torch/__init__.py", "venv/bin/python",
@@ -75,5 +75,5 @@ def test_upload_set_leaves_out_what_training_and_tests_leave_behind(tmp_path: Pa
         (tmp_path / rel).write_text("x")
     argv = upload_command()
     sent = set(upload_set(tmp_path, patterns(argv, "--include"), patterns(argv, "--exclude")))
-    assert sent == {"app.py", "requirements.txt", "README.md", "dalle/pipeline.py", "dalle/data/shapes.py",
+    assert sent == {"app.py", "requirements.txt", "README.md", "dalle/pipeline.py", "dalle/shapes/world.py",
                     "demo/layout.py", "checkpoints/shapes-32/config.json"}

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dalle.data.shapes import sample_scene
-from dalle.evaluation import shapes_checker as sc
 from dalle.images import tensor_to_uint8
 from dalle.pipeline import TextToImagePipeline, seed_latents
+from dalle.shapes import checker as sc
+from dalle.shapes.world import sample_scene
 from dalle.text_encoder import TextCondition, encode_captions_cached
 
 N_CAPTIONS = 120

@@ -9,19 +9,19 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import LOG_HEADER
-from dalle import losses
+
 from dalle.checkpoint import CheckpointError, load_into, load_tensors, model_config, read_config
 from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
 from dalle.data.captioned import CaptionedImages
-from dalle.data.shapes import Shape, render, single_caption
-from dalle.discriminator import Discriminator
+from dalle.evaluation.model_card import render_model_card
 from dalle.images import read_png_metadata
+from dalle.models.discriminator import Discriminator
 from dalle.pipeline import TextToImagePipeline
-from dalle.model_card import render_model_card
-from dalle.train import LOG_FIELDS, Trainer, lr_scale, same_caption, setting_changes
+from dalle.shapes.world import Shape, render, single_caption
+from dalle.training import losses
+from dalle.training.trainer import LOG_FIELDS, Trainer, lr_scale, same_caption, setting_changes
 
 TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "256", "--w-dim", "64",
               "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
@@ -569,9 +569,9 @@ def test_layout_reconstruction_takes_open_captions_z_from_the_encoder(tmp_path, 
 
 
 def test_layout_encoder_sees_where_the_shapes_are_not_their_colours():
-    from dalle.encoder import LayoutEncoder, ink
     from dalle.images import uint8_to_tensor
-    from dalle.data.shapes import COLORS
+    from dalle.models.image_encoder import LayoutEncoder, ink
+    from dalle.shapes.world import COLORS
 
     scenes = {name: [Shape(name, "circle", "large", "top left"), Shape("black", "square", "small", "right")]
               for name in COLORS}
@@ -616,7 +616,7 @@ def test_hard_negatives_outside_0_1_are_refused(tmp_path, cache):
 # ---------------------------------------------------------------------- data-parallel gradients
 def _allreduce_problem(batch: int = 4):
     """A fixed generator and batch: (G, z, text, eps, target), the same in every process."""
-    from dalle.generator import Generator
+    from dalle.models.generator import Generator
     from dalle.text_encoder import TextCondition
 
     torch.manual_seed(0)
@@ -631,7 +631,7 @@ def _allreduce_problem(batch: int = 4):
 
 def _allreduce_loss(g, z, text, eps, target) -> torch.Tensor:
     """A loss that is a mean over samples (reconstruction + KL), so half-batch means average to the full one."""
-    from dalle import losses
+    from dalle.training import losses
 
     images, kl = g(z, text, eps=eps)
     return losses.reconstruction_loss(images, target, "l2") + kl
@@ -759,8 +759,8 @@ def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cac
     """--seeded-layouts: G's reconstruction target is its caption drawn with what the caption leaves open read from
     G's own z (`ShapesWorld.render_seeded`, pairs within --pair-layout), not the batch's real image; other z, other
     target."""
-    from dalle.data.shapes import NOISE_DIMS
     from dalle.images import uint8_to_tensor
+    from dalle.shapes.world import NOISE_DIMS
 
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, warmup_kimg=1.0,
@@ -786,8 +786,8 @@ def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cac
 def test_seeded_layouts_can_leave_the_pairs_to_their_real_images(tmp_path, cache, monkeypatch):
     """seeded_pairs=False: a pair's target is its real image and, after the warm-up, it is weighed by recon_open;
     the other captions' targets are drawn from z and, having one right image per seed, keep the full weight."""
-    from dalle.data.shapes import NOISE_DIMS
     from dalle.images import uint8_to_tensor
+    from dalle.shapes.world import NOISE_DIMS
 
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, seeded_pairs=False,

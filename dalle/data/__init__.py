@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..shapes.world import DEFAULT_HOLDOUT, DEFAULT_MIX, ShapesWorld
 from .captioned import CaptionedImages
-from .shapes import DEFAULT_HOLDOUT, DEFAULT_MIX, ShapesWorld
 
 Dataset = ShapesWorld | CaptionedImages
 

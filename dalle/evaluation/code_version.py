@@ -18,7 +18,7 @@ ROOTS = ("evaluation/evaluate.py", "pipeline.py")
 
 
 def _module_file(name: str, package: Path) -> Path | None:
-    """'dalle.data.shapes' -> <package>/data/shapes.py (or its __init__.py); None outside the package."""
+    """'dalle.shapes.world' -> <package>/data/shapes.py (or its __init__.py); None outside the package."""
     parts = name.split(".")
     if parts[0] != package.name:
         return None

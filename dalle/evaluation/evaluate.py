@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from ..checkpoint import read_config
-from ..data.shapes import DEFAULT_HOLDOUT, render
 from ..images import tensor_to_uint8, uint8_to_tensor
 from ..pipeline import TextToImagePipeline, seed_latents
-from . import shapes_checker as sc
+from ..shapes import checker as sc
+from ..shapes.world import DEFAULT_HOLDOUT, render
 from .code_version import code_record
 from .metrics_io import write_metrics
 from .stats import auroc, auroc_by_verdict, draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
@@ -204,7 +204,7 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     log(f"shapes: generating {len(seen)} seen + {len(held)} held-out images at psi={psi}")
     g_seen, r_seen, m_seen = gen([s.caption for s in seen], seen_seeds, psi)
     out: dict = {"prompts": {"seen": len(seen), "heldout": len(held), "heldout_pairs": [list(h) for h in holdout],
-                             "seen_source": f"dalle.data.shapes.sample_scene with random.Random('evaluation:{seed}')",
+                             "seen_source": f"dalle.shapes.world.sample_scene with random.Random('evaluation:{seed}')",
                              "heldout_source": "single-object captions of the held-out colour/shape pairs, "
                                                "size and position always stated"}}
     real_seen = np.stack([render(s.shapes, res) for s in seen])

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..augment import translation
 from ..text_encoder import DEFAULT_ENCODER, encode_captions_cached
+from ..training.augment import translation
 from .emoji_data import HELDOUT_FRACTION, HELDOUT_RULE, heldout_labels_sha256, label_split, load_emoji_eval
 from .evaluator import Evaluator, EvaluatorArch, save_evaluator
 from .stats import draw_distractors, r_precision_hits

@@ -18,7 +18,7 @@ words and scores what it found *by where the region is*: a pooled sentence vecto
 changes between "a red circle left of a blue square" and "... right of ...", but which region
 holds the words of the subject does.
 
-Training (see `dalle/train.py`): the joint logit is real for real images with their own
+Training (see `dalle/training/trainer.py`): the joint logit is real for real images with their own
 caption, fake for G's images and for real images with another caption (GAN-INT-CLS), so
 the text is judged on fakes too. u alone also learns real vs fake, and m alone ranks an
 image's own caption first among the batch's captions on real images. The app shows
@@ -33,8 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .text_encoder import TextCondition
+from ..config import ModelConfig
+from ..text_encoder import TextCondition
 from .word_order import WordOrder
 
 

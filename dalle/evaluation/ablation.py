@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluation.report import summary
+from .report import summary
 
 
 @dataclass

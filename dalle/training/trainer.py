@@ -38,21 +38,30 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..checkpoint import (
+    CheckpointError,
+    load_into,
+    load_tensors,
+    model_config,
+    read_config,
+    recover_folder,
+    refuse_pickles,
+    save_checkpoint,
+    save_tensors,
+    write_folder_atomically,
+)
+from ..config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
+from ..data import Dataset, open_dataset
+from ..device import cpu_has_bf16, pick_device
+from ..images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
+from ..models.discriminator import Discriminator
+from ..models.generator import Generator
+from ..models.image_encoder import ImageEncoder, LayoutEncoder
+from ..shapes.checker import parse_caption
+from ..shapes.world import NOISE_DIMS, PAIR_LAYOUTS, ShapesWorld
+from ..text_encoder import TextCondition, encode_captions_cached
 from . import losses
 from .augment import diff_augment, parse_policy
-from .checkpoint import (CheckpointError, load_into, load_tensors, model_config, read_config, recover_folder,
-                         refuse_pickles, save_checkpoint, save_tensors,
-                         write_folder_atomically)
-from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
-from .data import Dataset, open_dataset
-from .data.shapes import NOISE_DIMS, PAIR_LAYOUTS, ShapesWorld
-from .discriminator import Discriminator
-from .encoder import ImageEncoder, LayoutEncoder
-from .evaluation.shapes_checker import parse_caption
-from .generator import Generator
-from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
-from .pipeline import pick_device
-from .text_encoder import TextCondition, encode_captions_cached
 
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "img_per_s", "elapsed_s", "contrastive_d", "contrastive_g", "recon", "vae_kl",
@@ -95,15 +104,6 @@ def mismatched(indices: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     if same.any():  # duplicate captions in the batch: shift once more, then give up gracefully
         out[same] = indices[(perm[same] + 1) % b]
     return out
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bf16 matmuls natively (AMX or AVX512-bf16), so autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def lr_scale(progress: float, decay: float) -> float:

@@ -13,10 +13,10 @@ import random
 
 import numpy as np
 
-from .data.shapes import render
-from .evaluation.evaluate import Generated
-from .evaluation.shapes_checker import caption_kind, detect_objects, parse_caption, scene_for_spec, seen_scenes
-from .pipeline import TextToImagePipeline
+from ...evaluation.evaluate import Generated
+from ...pipeline import TextToImagePipeline
+from ..checker import caption_kind, detect_objects, parse_caption, scene_for_spec, seen_scenes
+from ..world import render
 
 
 def layout(image: np.ndarray) -> tuple[str, ...]:

@@ -21,15 +21,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .losses import gaussian_kl
-from .text_encoder import TextCondition
+from ..config import ModelConfig
+from ..text_encoder import TextCondition
 from .word_order import WordOrder
 
 
 def truncate(w: torch.Tensor, center: torch.Tensor, psi: float) -> torch.Tensor:
     """w' = center + psi * (w - center). psi=1: unchanged, 0: the centre, >1: extrapolate. Shapes [B, w_dim]."""
     return center.lerp(w, psi)
+
+
+def gaussian_kl(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, var) || N(0, I)) summed over the last dim, averaged over the rest. mu, var [..., D]."""
+    return 0.5 * (mu.pow(2) + var - 1 - torch.log(var + 1e-12)).sum(-1).mean()
 
 
 class ConditioningAugmentation(nn.Module):

@@ -18,12 +18,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .data.shapes import ShapesWorld, near_misses
-from .discriminator import Discriminator
-from .images import uint8_to_tensor
-from .text_encoder import TextCondition
-from .train import cpu_has_bf16, mismatched
+from ...config import ModelConfig
+from ...device import cpu_has_bf16
+from ...images import uint8_to_tensor
+from ...models.discriminator import Discriminator
+from ...text_encoder import TextCondition
+from ...training.trainer import mismatched
+from ..world import ShapesWorld, near_misses
 
 Encode = Callable[[list[str]], TextCondition]  # captions -> their conditions (fp32)
 

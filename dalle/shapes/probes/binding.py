@@ -18,14 +18,14 @@ from typing import Callable
 
 import torch
 
-from .config import ModelConfig
-from .data.shapes import ShapesWorld, near_misses
-from .encoder import LayoutEncoder
-from .generator import Generator
-from .images import uint8_to_tensor
-from .losses import gaussian_kl, reconstruction_loss
-from .text_encoder import TextCondition
-from .train import cpu_has_bf16
+from ...config import ModelConfig
+from ...device import cpu_has_bf16
+from ...images import uint8_to_tensor
+from ...models.generator import Generator, gaussian_kl
+from ...models.image_encoder import LayoutEncoder
+from ...text_encoder import TextCondition
+from ...training.losses import reconstruction_loss
+from ..world import ShapesWorld, near_misses
 
 Encode = Callable[[list[str]], TextCondition]  # captions -> their conditions (fp32)
 PAIRS = (0.0, 1.0, 0.0)  # scene mix: pair scenes only

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .text_encoder import TextCondition
+from ..text_encoder import TextCondition
 
 
 class WordOrder(nn.Module):

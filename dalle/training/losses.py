@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.generator import gaussian_kl  # noqa: F401  (the VAE encoder's KL is the conditioning augmentation's)
+
 
 def d_realism_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, weight: torch.Tensor | None = None,
                    ) -> torch.Tensor:
@@ -56,11 +58,6 @@ def reconstruction_loss(images: torch.Tensor, target: torch.Tensor, kind: str = 
     diff = images - target
     per_image = (diff.abs() if kind == "l1" else diff.pow(2)).flatten(1).mean(1)  # [B]
     return (per_image if weight is None else per_image * weight).mean()
-
-
-def gaussian_kl(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, var) || N(0, I)) summed over the last dim, averaged over the rest. mu, var [..., D]."""
-    return 0.5 * (mu.pow(2) + var - 1 - torch.log(var + 1e-12)).sum(-1).mean()
 
 
 def contrastive_match_loss(logits: torch.Tensor, same_caption: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ Pipeline for one image (uint8 [R, R, 3], any R):
    shape = nearest prototype in (fill, skew) space.
 
 `check(image, spec)` turns the detected objects into per-prompt pass/fail judgements;
-`summarize` averages them. On real renders (`dalle.data.shapes.render`) every judgement
+`summarize` averages them. On real renders (`dalle.shapes.world.render`) every judgement
 is right (see tests); that is the ceiling reported next to generated images.
 """
 
@@ -35,8 +35,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..data.shapes import (CELL_NAMES, COLORS, COUNT_WORDS, DEFAULT_HOLDOUT, JITTER, RELATIONS, SHAPES, SIZES, Scene,
-                           Shape, relation_holds, sample_scene, single_caption)
+from .world import (
+    CELL_NAMES,
+    COLORS,
+    COUNT_WORDS,
+    DEFAULT_HOLDOUT,
+    JITTER,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    Shape,
+    relation_holds,
+    sample_scene,
+    single_caption,
+)
 
 COLOR_NAMES = tuple(COLORS)
 _PALETTE = np.array([COLORS[c] for c in COLOR_NAMES] + [(255, 255, 255)], dtype=np.float32)  # last = white
