@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import load_into, model_config, read_config, refuse_pickles, save_checkpoint
+from .checkpoint import load_networks, save_checkpoint
 from .config import ModelConfig
 from .device import pick_device
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
@@ -62,7 +62,10 @@ class PipelineOutput:
         return grid_image(self.pixels.reshape(p * n, *self.pixels.shape[2:]), p, n)
 
     def metadata(self) -> dict:
-        return {"prompts": self.prompts, "seed": self.seeds[0] if self.seeds else 0, "seeds": self.seeds,
+        """What the grid PNG records; "seeds" has one list per prompt row (the app's format too, where
+        best-of-N gives each row its own seeds): [[s0, s1, ...], [s0, s1, ...], ...]."""
+        return {"prompts": self.prompts, "seed": self.seeds[0] if self.seeds else 0,
+                "seeds": [list(self.seeds) for _ in self.prompts],
                 "truncation": self.truncation, "checkpoint": self.checkpoint, "step": self.step}
 
     def grid_png(self) -> bytes:
@@ -93,15 +96,10 @@ class TextToImagePipeline:
                         text_encoder: TextEncoder | None = None) -> "TextToImagePipeline":
         """Load a checkpoint folder (config.json + safetensors). Raises CheckpointError with one line."""
         path = Path(path)
-        config = read_config(path)
-        refuse_pickles(path)
-        mcfg = model_config(config)
-        g, d = Generator(mcfg), Discriminator(mcfg)
-        load_into(g, path, "generator")
-        load_into(d, path, "discriminator")
+        config, g, d = load_networks(path)
         dev = pick_device(device)
-        if text_encoder is None or text_encoder.name != mcfg.text_encoder:
-            text_encoder = TextEncoder(mcfg.text_encoder, device=dev)
+        if text_encoder is None or text_encoder.name != g.cfg.text_encoder:
+            text_encoder = TextEncoder(g.cfg.text_encoder, device=dev)
         return cls(g, d, text_encoder, config, dev, name=path.name)
 
     def save_pretrained(self, path: str | Path) -> Path:
