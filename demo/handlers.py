@@ -64,12 +64,29 @@ def status_markdown(service: ModelService) -> str:
     return "  \n".join(lines)
 
 
+WRAP = "(seed + j) mod 2**31"  # how image j's seed wraps past MAX_SEED; the README says it the same way
+
+
+def seed_span(seed: int, count: int) -> str:
+    """The seeds of `count` images from `seed`, as the score table shows them: "seeds 42–45";
+    past MAX_SEED they wrap to 0: "seeds 2147483647, 0–2 ((seed + j) mod 2**31)"."""
+    seeds = [(seed + j) % (MAX_SEED + 1) for j in range(count)]
+    runs: list[list[int]] = []
+    for s in seeds:
+        if runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    text = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+    return f"seed{'s' * (count > 1)} {text}" + (f" ({WRAP})" if len(runs) > 1 else "")
+
+
 def _notes(gen: Generation, trust: str = "") -> str:
     """The line under a result: checkpoint, shape, ψ, seeds; its warnings; how far its text match goes."""
     p, n = gen.shape
     first = f"**{gen.checkpoint}** · step {gen.step:,} · {p} prompt{'s' * (p > 1)} × {n} · ψ {gen.truncation:.2f}"
-    first += (f" · best {n} of {gen.best_of} candidates (seeds {gen.seed}–{gen.seed + gen.best_of - 1})"
-              if gen.best_of else f" · seeds {gen.seed}–{gen.seed + n - 1}")
+    first += (f" · best {n} of {gen.best_of} candidates ({seed_span(gen.seed, gen.best_of)})"
+              if gen.best_of else f" · {seed_span(gen.seed, n)}")
     return "  \n".join([first] + [f"⚠️ {w}" for w in gen.warnings] + ([trust] if trust else []))
 
 
