@@ -1,7 +1,8 @@
 """Checkpoint discovery and a bounded LRU of loaded pipelines.
 
 A checkpoint folder is any sub-folder of the checkpoints directory with a
-`config.json`. Folders whose config declares another `kind` (an evaluator, say)
+`config.json`; a training run's folder (`runs/mine`) stands for its exports, named
+after the run: `mine` (its checkpoint/) and `mine/min-15` (its snapshots/min-15). Folders whose config declares another `kind` (an evaluator, say)
 or has no generator `model` section are skipped; folders that look like
 generators but fail to load are reported as failed, with the one-line
 `CheckpointError` message, so the UI can say which one and why.
@@ -68,10 +69,7 @@ def candidate_folders(root: Path) -> tuple[dict[str, Path], dict[str, str], dict
     skipped: dict[str, str] = {}
     if not root.is_dir():
         return candidates, failed, skipped
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        name = folder.name
-        if name.startswith(".") or name.endswith(".old"):
-            continue
+    for name, folder in _named_folders(root):
         if not (folder / "config.json").is_file():
             reason = _weights_without_config(folder)
             if reason:
@@ -91,6 +89,41 @@ def candidate_folders(root: Path) -> tuple[dict[str, Path], dict[str, str], dict
         else:
             candidates[name] = folder
     return candidates, failed, skipped
+
+
+RUN_CHECKPOINT, RUN_SNAPSHOTS = "checkpoint", "snapshots"  # what training writes under its --out folder
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Sub-folders, sorted, without hidden ones and the `.old` leftovers of atomic writes."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not p.name.endswith(".old"))
+
+
+def _run_folders(run: Path, name: str) -> list[tuple[str, Path]]:
+    """A training run's exports, named after the run: `mine/checkpoint` -> "mine",
+    `mine/snapshots/min-15` -> "mine/min-15"."""
+    found = [(name, run / RUN_CHECKPOINT)] if (run / RUN_CHECKPOINT).is_dir() else []
+    if (run / RUN_SNAPSHOTS).is_dir():
+        found += [(f"{name}/{s.name}", s) for s in _subfolders(run / RUN_SNAPSHOTS)]
+    return found
+
+
+def _is_run(folder: Path) -> bool:
+    return not (folder / "config.json").is_file() and (
+        (folder / RUN_CHECKPOINT / "config.json").is_file() or (folder / RUN_SNAPSHOTS).is_dir())
+
+
+def _named_folders(root: Path) -> list[tuple[str, Path]]:
+    """(name in the app, folder) of every checkpoint candidate under `root`. A checkpoint folder is
+    named after itself; a training run's folder (`runs/mine`, holding checkpoint/ and snapshots/) after
+    the run, so several runs are not all called "checkpoint". `root` may itself be a run folder."""
+    if _is_run(root):
+        return _run_folders(root, root.name)
+    named: list[tuple[str, Path]] = []
+    for folder in _subfolders(root):
+        named += _run_folders(folder, folder.name) if _is_run(folder) else [(folder.name, folder)]
+    return named
 
 
 def _weights_without_config(folder: Path) -> str | None:
