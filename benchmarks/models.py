@@ -22,16 +22,10 @@ PROMPTS = 4  # distinct prompts in a batch (rows cycle through them), as in a 4 
 
 def load_pipeline(checkpoint: Path, device: str = "cpu"):
     """A TextToImagePipeline over the checkpoint's G and D, without loading a text encoder."""
-    from dalle.checkpoint import load_into, model_config, read_config
-    from dalle.models.discriminator import Discriminator
-    from dalle.models.generator import Generator
+    from dalle.checkpoint import load_networks
     from dalle.pipeline import TextToImagePipeline
 
-    config = read_config(checkpoint)
-    cfg = model_config(config)
-    g, d = Generator(cfg), Discriminator(cfg)
-    load_into(g, checkpoint, "generator")
-    load_into(d, checkpoint, "discriminator")
+    config, g, d = load_networks(checkpoint)
     return TextToImagePipeline(g, d, None, config, device=device, name=checkpoint.name)  # type: ignore[arg-type]
 
 

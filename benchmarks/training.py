@@ -18,19 +18,16 @@ import time
 
 import torch
 
-from dalle.config import ModelConfig, TrainConfig
-from dalle.presets import PRESETS
+from dalle.datasets import open_training_data
+from dalle.presets import PRESETS, preset_configs
 from dalle.training.trainer import Trainer
 
 
 def build(preset: str, autocast: bool, warmup: bool, out: str) -> Trainer:
     """A Trainer with the preset's model and learning settings (no run folder writes until `run`)."""
-    values = dict(PRESETS[preset])
-    model_fields = {f for f in ModelConfig.__dataclass_fields__}
-    model = ModelConfig(**{k: v for k, v in values.items() if k in model_fields})
-    train = {k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__}
-    train.update(out=out, mixed_precision=autocast, warmup_kimg=1e9 if warmup else 0.0)
-    return Trainer(model, TrainConfig(**train))
+    model, train, options = preset_configs(preset, out=out, mixed_precision=autocast,
+                                           warmup_kimg=1e9 if warmup else 0.0)
+    return Trainer(model, train, open_training_data(train.data, model.resolution, options))
 
 
 def images_per_second(trainer: Trainer, steps: int) -> float:
@@ -50,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {on: build(args.preset, on, args.warmup, f"{tmp}/{on}") for on in (True, False)}
-        if not trainers[True].autocast:
+        if not trainers[True].objective.autocast:
             print("note: this CPU has no native bf16 (AMX or AVX512-bf16), so autocast stays off in both")
         for t in trainers.values():
             images_per_second(t, 3)  # warm-up: allocator, oneDNN kernels

@@ -24,6 +24,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import FORMAT_VERSION, ModelConfig
+from .models.discriminator import Discriminator
+from .models.generator import Generator
 
 MAX_FILE_BYTES = 15 * 1024 * 1024  # shard above this: no shipped file may exceed 16 MiB
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
@@ -72,6 +74,19 @@ def read_config(folder: str | Path) -> dict:
 
 def model_config(cfg: dict) -> ModelConfig:
     return ModelConfig.from_dict(cfg["model"])
+
+
+def load_networks(folder: str | Path) -> tuple[dict, Generator, Discriminator]:
+    """Read a checkpoint folder: its config.json (read once), the EMA generator and the discriminator, built
+    from the config's model section with their weights loaded (fp32, on the CPU). Pickles are refused."""
+    folder = Path(folder)
+    config = read_config(folder)
+    refuse_pickles(folder)
+    cfg = model_config(config)
+    G, D = Generator(cfg), Discriminator(cfg)
+    load_into(G, folder, "generator")
+    load_into(D, folder, "discriminator")
+    return config, G, D
 
 
 def _shard_names(folder: Path, stem: str) -> list[Path]:

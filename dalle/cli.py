@@ -13,16 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import RESUMABLE_MODEL_FIELDS, ModelConfig, TrainConfig
-
-
-def field_reasons(cls: type) -> dict[str, str]:
-    """{field: the comment after it} from a config dataclass's source: the one-line reason each field carries."""
-    import inspect
-    import re
-
-    found = re.findall(r"^\s+(\w+): [^=\n]+=.*?#\s*(.+)$", inspect.getsource(cls), flags=re.MULTILINE)
-    return {name: reason.strip() for name, reason in found}
+from .config import ModelConfig, TrainConfig
+from .datasets import KINDS
 
 
 def parse_bool(text: str) -> bool:
@@ -30,15 +22,14 @@ def parse_bool(text: str) -> bool:
     return text.lower() in ("1", "true", "yes", "on")
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
-    group = parser.add_argument_group(cls.__name__)
-    reasons = field_reasons(cls)
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: set[str], title: str = "") -> None:
+    group = parser.add_argument_group(title or cls.__name__)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        text = f"{reasons.get(f.name, '')} (default {default})".strip().replace("%", "%%")
+        text = f"{f.metadata.get('help', '')} (default {default})".strip().replace("%", "%%")
         if isinstance(default, bool):
             group.add_argument(flag, type=parse_bool, default=None,
                                metavar="BOOL", help=text)
@@ -71,6 +62,8 @@ def _apply_preset(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .datasets import open_training_data, option_fields
+    from .training.state import run_model_config
     from .training.trainer import Trainer
 
     _apply_preset(args)
@@ -81,22 +74,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if model_cfg.resolution not in (32, 64, 128):
         raise SystemExit("error: --resolution must be 32, 64 or 128")
     cfg = _dataclass_from_args(TrainConfig, args, data=args.data, out=args.out)
-    saved = Path(cfg.out) / "state" / "state.json"
-    if args.resume:
-        if saved.exists():  # the run's own model config wins over defaults on resume...
-            model_cfg = ModelConfig.from_dict(json.loads(saved.read_text())["model"])
-            for name in RESUMABLE_MODEL_FIELDS:  # ...except what changes no tensor shape, if given
-                if getattr(args, name, None) is not None:
-                    setattr(model_cfg, name, getattr(args, name))
-    if args.init_from and not (args.resume and saved.exists()):  # take the checkpoint's architecture...
-        from .checkpoint import model_config, read_config
-        from .training.trainer import ADDABLE_D_HEADS
-        model_cfg = model_config(read_config(args.init_from))
-        for name in ADDABLE_D_HEADS:  # ...with the D heads asked for added, fresh
-            if getattr(args, name, None):
-                setattr(model_cfg, name, True)
+    given = {f.name for f in dataclasses.fields(ModelConfig) if getattr(args, f.name, None) is not None}
+    model_cfg = run_model_config(model_cfg, given, cfg.out, args.resume, cfg.init_from)
+    options = {name: getattr(args, name) for name in option_fields() if getattr(args, name, None) is not None}
+    data = open_training_data(cfg.data, model_cfg.resolution, options)
     argv = sys.argv[1:] if args.command_line is None else args.command_line
-    trainer = Trainer(model_cfg, cfg, command="python -m dalle " + shlex.join(argv))
+    trainer = Trainer(model_cfg, cfg, data, command="python -m dalle " + shlex.join(argv))
     out = trainer.run(resume=args.resume, max_steps=args.max_steps)
     print(f"checkpoint: {out}")
     return 0
@@ -212,8 +195,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .checkpoint import load_into, model_config, read_config, refuse_pickles
-    from .models.discriminator import Discriminator
+    from .checkpoint import load_networks
     from .shapes.probes.match import near_miss_accuracy, train_match_head
     from .shapes.world import DEFAULT_MIX, ShapesWorld
     from .text_encoder import encode_captions_cached
@@ -221,8 +203,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.checkpoint:
-        refuse_pickles(Path(args.checkpoint))
-        cfg = model_config(read_config(args.checkpoint))
+        _, _, D = load_networks(args.checkpoint)
+        cfg = D.cfg
     else:
         cfg = ModelConfig(resolution=args.resolution, d_word_attention=args.d_word_attention,
                           d_word_order=args.d_word_order)
@@ -232,10 +214,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                                       max_tokens=cfg.max_tokens).to("cpu", torch.float32)
 
     start = time.perf_counter()
-    if args.checkpoint:
-        D = Discriminator(cfg)
-        load_into(D, args.checkpoint, "discriminator")
-    else:
+    if not args.checkpoint:
         world = ShapesWorld(cfg.resolution, mix=tuple(args.scene_mix) if args.scene_mix else DEFAULT_MIX)
         D = train_match_head(cfg, encode(world.captions), world, args.steps, seed=args.seed)
     result = {name: round(v, 3) for name, v in near_miss_accuracy(D, encode).items()}
@@ -266,8 +245,7 @@ def cmd_probe_binding(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .checkpoint import load_into, model_config, read_config, refuse_pickles
-    from .models.generator import Generator
+    from .checkpoint import load_networks
     from .shapes.probes.binding import PAIRS, colour_binding, train_binding
     from .shapes.world import ShapesWorld
     from .text_encoder import encode_captions_cached
@@ -278,10 +256,8 @@ def cmd_probe_binding(args: argparse.Namespace) -> int:
     cfg = _dataclass_from_args(ModelConfig, args, resolution=args.resolution or ModelConfig.resolution)
     G = None
     if args.init_from:  # the checkpoint's own model config and EMA generator; the model flags are not used
-        refuse_pickles(Path(args.init_from))
-        cfg = model_config(read_config(args.init_from))
-        G = Generator(cfg)
-        load_into(G, args.init_from, "generator")
+        _, G, _ = load_networks(args.init_from)
+        cfg = G.cfg
 
     def encode(captions: list[str]):
         return encode_captions_cached(cfg.text_encoder, captions, args.cache_dir,
@@ -309,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for smoke tests)")
     _add_dataclass_flags(p, TrainConfig, skip={"data", "out"})
     _add_dataclass_flags(p, ModelConfig, skip={"resolution"})
+    for kind in KINDS.values():
+        if kind.options:
+            _add_dataclass_flags(p, kind.options, skip=set(), title=f"options of the {kind.name} dataset")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("ablate", help="train recipe variants for the same minutes each, evaluate, tabulate")

@@ -8,6 +8,10 @@ checkpoint's model card quotes the command that trained it, which may predate la
 
 from __future__ import annotations
 
+import dataclasses
+
+from .config import ModelConfig, TrainConfig
+
 PRESETS: dict[str, dict] = {
     "shapes": {"data": "shapes", "resolution": 32, "out": "runs/shapes-32", "max_minutes": 60.0, "threads": 1,
                "snapshot_minutes": [15.0], "augment": "", "channel_base": 1024, "lr_g": 1e-3, "lr_d": 1e-3,
@@ -23,3 +27,14 @@ PRESETS: dict[str, dict] = {
 def preset_command(name: str) -> str:
     """The command line that trains preset `name` from scratch."""
     return f"python -m dalle train --preset {name}"
+
+
+def preset_configs(name: str, **overrides) -> tuple[ModelConfig, TrainConfig, dict]:
+    """Preset `name` (with `overrides`) split into its model config, its training config and the dataset's
+    own options (`dalle/datasets.py`), as `python -m dalle train --preset NAME` uses them."""
+    values = {**PRESETS[name], **overrides}
+    fields = lambda cls: {f.name for f in dataclasses.fields(cls)}  # noqa: E731
+    model = ModelConfig(**{k: v for k, v in values.items() if k in fields(ModelConfig)})
+    train = TrainConfig(**{k: v for k, v in values.items() if k in fields(TrainConfig)})
+    options = {k: v for k, v in values.items() if k not in fields(ModelConfig) | fields(TrainConfig)}
+    return model, train, options

@@ -8,7 +8,7 @@ from dalle.config import ModelConfig
 from dalle.models.discriminator import Discriminator, GroupSpread
 from dalle.models.generator import ConditioningAugmentation, Generator, StyledConv, WordAttention, WordMixer, truncate
 from dalle.text_encoder import TextCondition, fixed_length
-from dalle.training.trainer import mix_styles
+from dalle.training.objective import mix_styles
 
 TINY = ModelConfig(resolution=32, channel_base=256, d_channel_base=256, w_dim=32, z_dim=8, cond_dim=8, attn_dim=16,
                    max_tokens=6, text_dim=384, mapping_layers=2, embed_dim=32)

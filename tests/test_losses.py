@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dalle.training import losses
-from dalle.training.trainer import same_caption
+from dalle.training.objective import same_caption
 
 
 def softplus(x: float) -> float:

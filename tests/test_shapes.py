@@ -121,10 +121,10 @@ def test_scene_mix_refuses_bad_shares(mix):
 
 
 def test_scene_mix_is_only_for_the_shapes_world(tmp_path):
-    from dalle.data import open_dataset
-    assert open_dataset("shapes", 32, scene_mix=(0.4, 0.4, 0.2)).mix == (0.4, 0.4, 0.2)
-    with pytest.raises(ValueError, match="shapes world"):
-        open_dataset("emoji", 32, data_root=tmp_path, scene_mix=(0.4, 0.4, 0.2))
+    from dalle.datasets import open_training_data
+    assert open_training_data("shapes", 32, {"scene_mix": [0.4, 0.4, 0.2]}).mix == (0.4, 0.4, 0.2)
+    with pytest.raises(ValueError, match="--scene-mix is an option of the shapes dataset"):
+        open_training_data("emoji", 32, {"scene_mix": [0.4, 0.4, 0.2]}, data_root=tmp_path)
 
 
 def test_only_placed_single_captions_pin_the_layout():

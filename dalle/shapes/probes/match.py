@@ -23,7 +23,7 @@ from ...device import cpu_has_bf16
 from ...images import uint8_to_tensor
 from ...models.discriminator import Discriminator
 from ...text_encoder import TextCondition
-from ...training.trainer import mismatched
+from ...training.objective import mismatched
 from ..world import ShapesWorld, near_misses
 
 Encode = Callable[[list[str]], TextCondition]  # captions -> their conditions (fp32)

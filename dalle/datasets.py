@@ -1,0 +1,158 @@
+"""The datasets this library knows, by name: how to open each one for training, its own options, and
+how its checkpoints are evaluated, reported, described in a model card and judged in the playground.
+
+A checkpoint's config.json names its dataset (`dataset.name`: "shapes", "emoji", "folder:<path>");
+`kind_of` maps that name, or a `--data` value, to its `DatasetKind`. Everything that differs between
+datasets is looked up here, never by comparing names elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .data.base import TrainingData
+from .evaluation import emoji as emoji_evaluation
+from .evaluation import emoji_report
+from .shapes import evaluate as shapes_evaluation
+from .shapes import report as shapes_report
+from .shapes.checker import exact_verdicts
+from .shapes.training import ShapesOptions, ShapesTraining
+
+
+def _open_emoji(spec: str, resolution: int, data_root: str | Path, options: None) -> TrainingData:
+    from .data.emoji import load_emoji
+
+    return load_emoji(Path(data_root) / "emoji", resolution)
+
+
+def _open_folder(spec: str, resolution: int, data_root: str | Path, options: None) -> TrainingData:
+    from .data.folder import load_folder
+
+    return load_folder(spec.removeprefix("folder:"), resolution)
+
+
+def _open_shapes(spec: str, resolution: int, data_root: str | Path, options: ShapesOptions | None) -> TrainingData:
+    return ShapesTraining(resolution, options or ShapesOptions())
+
+
+def _describe_folder(dataset: dict) -> str:
+    return (f"The images and captions of the folder `{str(dataset.get('name', '')).removeprefix('folder:')}` "
+            "(its metadata.jsonl), supplied by whoever trained this checkpoint.")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How `python -m dalle evaluate` measures a checkpoint of the dataset (`dalle/evaluation/evaluate.py` runs
+    `load`, then loads the checkpoint, then `measure`)."""
+
+    load: Callable[[dict, str | Path, str | Path | None], Any]  # (config, data root, evaluator folder or None)
+    # -> what `measure` needs besides the checkpoint (data, a learned evaluator); missing inputs fail here, early
+    measure: Callable[..., tuple[dict, dict]]  # (pipe, config, loaded, num_samples, seed, psi, sweep, log)
+    # -> (metrics.json's measured blocks, its "evaluator" record)
+    measured: dict[str, str]  # metrics.json's "measured": what each block holds
+    default_num_samples: int = 1000
+
+
+@dataclass(frozen=True)
+class Report:
+    """How a metrics.json of the dataset reads; `dalle/evaluation/report.py` and `model_card.py` lay out the parts
+    every dataset shares around these."""
+
+    table: Callable[[dict], list[str]]  # metrics -> the text table's lines on alignment and diversity
+    sweep_table: Callable[[dict], list[str]]  # metrics["truncation_sweep"] -> its lines of the text table
+    summary: Callable[[dict], dict[str, float | None]]  # metrics -> headline columns, by name
+    targets: tuple[tuple, ...]  # (what, summary column or function of the metrics, ">=" or "<=", bound)
+    results_cells: Callable[[dict, dict], tuple[str, str]]  # (metrics, summary) -> README row's headline, diversity
+    plot_panels: Callable[[dict], list[tuple]]  # sweep reference -> (title, [(label, row key)], [(label, value)])
+    verdict: str  # who calls a generated image right or wrong, in the table ("checker 'exact'")
+    card_judge: str  # the same in the model card's prose ("the analytic checker")
+
+
+@dataclass(frozen=True)
+class Checker:
+    """A rule, no learned network, that says whether an image shows its prompt: the playground's common judge."""
+
+    name: str  # what the playground calls its score
+    verdicts: Callable[[list[str], np.ndarray], list[bool]]  # (P prompts, uint8 [P, N, R, R, 3]) -> a bool per
+    # image whose prompt the rule can read, row by row
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    name: str  # "shapes", "emoji" or "folder"
+    open: Callable[[str, int, str | Path, object], TrainingData]  # (spec, resolution, data root, options) -> data
+    options: type | None = None  # dataclass of the dataset's own `train` flags (None: it has none)
+    describe: Callable[[dict], str] = _describe_folder  # config's dataset block -> the model card's Data paragraph
+    evaluation: Evaluation | None = None  # None: `python -m dalle evaluate` cannot measure it
+    report: Report | None = None  # present where `evaluation` is
+    checker: Checker | None = None  # None: only the shipped evaluator can judge it, where it was trained on it
+
+
+KINDS = {"shapes": DatasetKind("shapes", _open_shapes, ShapesOptions, describe=shapes_report.data_paragraph,
+                               evaluation=Evaluation(shapes_evaluation.load, shapes_evaluation.measure,
+                                                     shapes_evaluation.MEASURED),
+                               report=Report(shapes_report.table_lines, shapes_report.sweep_lines,
+                                             shapes_report.summary, shapes_report.TARGETS,
+                                             shapes_report.results_cells, shapes_report.plot_panels,
+                                             shapes_report.VERDICT, shapes_report.CARD_JUDGE),
+                               checker=Checker("shapes checker (share of images exactly right)", exact_verdicts)),
+         "emoji": DatasetKind("emoji", _open_emoji, describe=emoji_report.data_paragraph,
+                              evaluation=Evaluation(emoji_evaluation.load, emoji_evaluation.measure,
+                                                    emoji_evaluation.MEASURED),
+                              report=Report(emoji_report.table_lines, emoji_report.sweep_lines,
+                                            emoji_report.summary, emoji_report.TARGETS,
+                                            emoji_report.results_cells, emoji_report.plot_panels,
+                                            emoji_report.VERDICT, emoji_report.CARD_JUDGE)),
+         "folder": DatasetKind("folder", _open_folder)}
+
+
+def kind_of(spec: str) -> DatasetKind:
+    """The kind of a `--data` value or of a checkpoint's dataset name: "shapes", "emoji", a folder path or
+    "folder:<path>"."""
+    if spec in KINDS:
+        return KINDS[spec]
+    if spec.startswith("folder:") or Path(spec).is_dir():
+        return KINDS["folder"]
+    raise ValueError(f"unknown dataset {spec!r}: use 'shapes', 'emoji' or a folder with metadata.jsonl")
+
+
+def known_kind(name: str | None) -> DatasetKind | None:
+    """The kind of a checkpoint's recorded dataset name, or None for a name this library does not know
+    (any case: "Shapes" is "shapes")."""
+    try:
+        return kind_of(name.lower() if name and not name.startswith("folder:") else name or "")
+    except ValueError:
+        return None
+
+
+def option_fields() -> dict[str, tuple[str, dataclasses.Field]]:
+    """{flag field name: (dataset name, field)} for every dataset's own options."""
+    return {f.name: (kind.name, f) for kind in KINDS.values() if kind.options
+            for f in dataclasses.fields(kind.options)}
+
+
+def open_training_data(spec: str, resolution: int, options: dict | None = None,
+                       data_root: str | Path = "data") -> TrainingData:
+    """Open `spec` for training at `resolution`. `options`: values of dataset option fields (any dataset's);
+    those of another dataset are refused by name, unless they are that dataset's defaults."""
+    kind = kind_of(spec)
+    given = dict(options or {})
+    foreign = {name: ds for name, (ds, f) in option_fields().items()
+               if ds != kind.name and name in given and given[name] != _default(f)}
+    if foreign:
+        name, ds = next(iter(foreign.items()))
+        raise ValueError(f"--{name.replace('_', '-')} is an option of the {ds} dataset, not of {spec!r}")
+    own = None
+    if kind.options:
+        names = {f.name for f in dataclasses.fields(kind.options)}
+        own = kind.options(**{k: v for k, v in given.items() if k in names})
+    return kind.open(spec, resolution, data_root, own)
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
