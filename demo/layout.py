@@ -188,10 +188,11 @@ def _interpolate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
             run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
         with gr.Column(scale=3):
             gr.Markdown("**Animation** (GIF, loops A → B → A)")
-            anim = gr.Image(type="filepath", show_label=False, buttons=[], interactive=False, elem_id="interp-anim")
+            anim = gr.Image(type="filepath", label="animation (GIF)", show_label=False, buttons=[], interactive=False,
+                            elem_id="interp-anim")
             gr.Markdown("**Frames**, A on the left, B on the right")
-            strip = gr.Image(type="pil", format="png", show_label=False, buttons=[], interactive=False,
-                             elem_id="interp-strip")
+            strip = gr.Image(type="pil", format="png", label="frame strip", show_label=False, buttons=[],
+                             interactive=False, elem_id="interp-strip")
             notes = gr.Markdown(label="notes", elem_id="interp-notes")
     inputs = [mode, a, b, sa, sb, frames, psi, ckpt]
     run.click(h.check_interpolate, inputs, None, preprocess=False, api_visibility="private").success(
@@ -206,21 +207,22 @@ def _card_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
     """Headline table, training curves, captioned samples; the full metrics, config and model card folded."""
     ckpt = gr.Dropdown(names, value=default_checkpoint(h.service.scan.found), label="Checkpoint",
                        elem_id="card-checkpoint")
-    headline = gr.Markdown(elem_id="card-headline")
+    headline = gr.Markdown(label="headline", elem_id="card-headline")
     with gr.Row():
-        plots = [gr.LinePlot(x="step", y="value", color="series", title=title, height=260, elem_id=eid)
+        plots = [gr.LinePlot(x="step", y="value", color="series", title=title, height=260, label=title,
+                             show_label=False, elem_id=eid)
                  for title, eid in (("Losses", "card-losses"), ("Regularisers (R1, KL)", "card-reg"),
                                     ("Discriminator accuracy", "card-acc"))]
     gr.Markdown("**Training samples** (samples.png): one row per prompt, written above it; one column per seed")
-    samples = gr.Image(type="pil", format="png", show_label=False, buttons=[], interactive=False,
-                       elem_id="card-samples")
+    samples = gr.Image(type="pil", format="png", label="training samples", show_label=False, buttons=[],
+                       interactive=False, elem_id="card-samples")
     with gr.Accordion("All metrics (metrics.json) and training facts", open=False, elem_id="card-metrics-fold"):
-        summary = gr.Markdown(elem_id="card-summary")
-        metrics = gr.Markdown(elem_id="card-metrics")
+        summary = gr.Markdown(label="training facts", elem_id="card-summary")
+        metrics = gr.Markdown(label="metrics", elem_id="card-metrics")
     with gr.Accordion("config.json", open=False):
-        config = gr.JSON(elem_id="card-config")
+        config = gr.JSON(label="config.json", show_label=False, elem_id="card-config")
     with gr.Accordion("Model card (README.md)", open=False):
-        readme = gr.Markdown(elem_id="card-readme", container=True)
+        readme = gr.Markdown(label="model card (README.md)", elem_id="card-readme", container=True)
     outputs = [headline, *plots, samples, summary, metrics, config, readme]
     ckpt.change(h.model_card, ckpt, outputs, api_name="model_card", api_visibility="undocumented",
                 preprocess=False)
@@ -234,7 +236,7 @@ def build_blocks(h: Handlers) -> gr.Blocks:
                    delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO, elem_id="intro")
         with gr.Row(equal_height=False):
-            status = gr.Markdown(status_markdown(h.service), elem_id="ckpt-status")
+            status = gr.Markdown(status_markdown(h.service), label="checkpoint status", elem_id="ckpt-status")
             rescan = gr.Button("↻ Rescan checkpoints", size="sm", scale=0, min_width=170, elem_id="rescan")
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
