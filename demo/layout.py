@@ -45,20 +45,41 @@ Type one prompt per line; every image is scored by the checkpoint's own discrimi
 
 def _range_note(slider: gr.Slider, note: gr.Markdown, label: str, lo: float, hi: float) -> None:
     """Say, in `note`, when a number typed into `slider`'s box is out of range: the box sets it to
-    the nearest allowed value when it loses focus, and the message stays until the value is edited.
+    the nearest allowed value when it loses focus, and the message stays while the slider holds
+    that value. Any other value, typed or set by the page (a curated example), removes it: a note
+    belongs to the value it describes.
 
     Runs in the browser: only there is the typed value seen before the box changes it. The
-    note keeps one line per slider (the other sliders' lines are kept)."""
+    note keeps one line per slider (the other sliders' lines are kept). `input` (the user typed)
+    drops the line for any allowed value; `change` (any cause) keeps it while the value is the one
+    the line says it was set to."""
     lo, hi = f"{lo:g}", f"{hi:g}"
-    js = f"""(v, note) => {{
-        const lines = (note || "").split(/\\n+/).filter((l) => l && !l.startsWith("{label} "));
+
+    def js(typed: bool) -> str:
+        return f"""(v, note) => {{
+        const all = (note || "").split(/\\n+/).filter((l) => l);
+        const mine = all.find((l) => l.startsWith("{label} "));
+        const lines = all.filter((l) => !l.startsWith("{label} "));
         if (typeof v === "number" && (v < {lo} || v > {hi})) {{
             const set = Math.min(Math.max(v, {lo}), {hi});
             lines.push(`{label} ${{v}} is outside {lo}–{hi}; it was set to ${{set}}, the nearest allowed value.`);
+        }} else if (mine && !{str(typed).lower()}) {{
+            const m = mine.match(/it was set to (\\S+), the nearest/);
+            if (m && Number(m[1]) === Number(v)) lines.push(mine);
         }}
         return lines.join("\\n\\n");
     }}"""
-    slider.input(None, [slider, note], note, js=js, queue=False, api_visibility="private")
+
+    slider.input(None, [slider, note], note, js=js(True), queue=False, api_visibility="private")
+    slider.change(None, [slider, note], note, js=js(False), queue=False, api_visibility="private")
+
+
+# A new run closes the messages (toasts) of earlier ones: errors already fixed do not pile up.
+CLEAR_TOASTS = "() => { document.querySelectorAll('.toast-close').forEach((b) => b.click()); }"
+
+
+def _clears_toasts(run: gr.Button) -> None:
+    run.click(None, None, None, js=CLEAR_TOASTS, queue=False, api_visibility="private")
 
 
 def _seed(prefix: str, label: str = "Seed", value: int = 0, suffix: str = "seed") -> gr.Number:
@@ -114,6 +135,7 @@ def _generate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
                                elem_id="gen-download")
     last = gr.State(None)
     inputs = [prompts, ui.seed, ui.psi, ui.n, ckpt, best]
+    _clears_toasts(run)
     run.click(h.check_generate, inputs, None, preprocess=False, api_visibility="private").success(
         h.generate, inputs, [download, scores, notes, last], api_name="generate", preprocess=False,
         concurrency_id=MODEL_GROUP,
@@ -160,6 +182,7 @@ def _compare_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
     ckpts.change(h.prompt_sets, ckpts, sets, api_visibility="private", queue=False, preprocess=False)
     sets.input(h.use_prompts, sets, prompts, api_visibility="private", queue=False, preprocess=False)
     inputs = [prompts, ui.seed, ui.psi, ui.n, ckpts]
+    _clears_toasts(run)
     run.click(h.check_compare, inputs, None, preprocess=False, api_visibility="private").success(
         h.compare, inputs, [*grids, *heads, *feet, summary], api_name="compare", preprocess=False,
         concurrency_id=MODEL_GROUP,
@@ -195,6 +218,7 @@ def _interpolate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
                              interactive=False, elem_id="interp-strip")
             notes = gr.Markdown(label="notes", elem_id="interp-notes")
     inputs = [mode, a, b, sa, sb, frames, psi, ckpt]
+    _clears_toasts(run)
     run.click(h.check_interpolate, inputs, None, preprocess=False, api_visibility="private").success(
         h.interpolate, inputs, [anim, strip, notes], api_name="interpolate", preprocess=False,
         concurrency_id=MODEL_GROUP,
