@@ -126,22 +126,29 @@ def compare_header(gen: Generation) -> str:
     return f"### {gen.checkpoint}\nstep {gen.step:,} · {gen.images_seen / 1000:,.1f} k images seen"
 
 
+def judge_interval(verdict: Verdict) -> str:
+    """The verdict's 95% interval as "0.64–0.97", or "" without one."""
+    return "" if verdict.interval is None else f"{verdict.interval[0]:.2f}–{verdict.interval[1]:.2f}"
+
+
 def compare_footer(gen: Generation, verdict: Verdict) -> str:
-    judged = "no common judge" if verdict.score is None else f"{verdict.judge} **{verdict.score:.3f}**"
+    judged = "no common judge" if verdict.score is None else (
+        f"{verdict.judge} **{verdict.score:.3f}** (95% interval {judge_interval(verdict)}, n = {verdict.judged})")
     return (f"{judged}  \nown D: mean realism {float(np.mean(gen.realism)):.3f} · "
             f"mean match {float(np.mean(gen.match)):.3f}")
 
 
 OWN_D = "own D, not comparable across checkpoints"
-COMPARE_COLUMNS = ["checkpoint", "step", "images seen", "common judge", "common judge score",
-                   f"mean realism ({OWN_D})", f"mean match ({OWN_D})"]
+COMPARE_COLUMNS = ["checkpoint", "step", "images seen", "common judge", "common judge score", "n (images judged)",
+                   "95% interval", f"mean realism ({OWN_D})", f"mean match ({OWN_D})"]
 
 
 def compare_table(gens: list[Generation], verdicts: list[Verdict]) -> pd.DataFrame:
-    """One row per checkpoint: the common judge (same for every checkpoint of a dataset), then
-    the means of each checkpoint's own discriminator scores."""
-    rows = [(g.checkpoint, g.step, g.images_seen, v.judge, None if v.score is None else round(v.score, 3),
-             round(float(np.mean(g.realism)), 3), round(float(np.mean(g.match)), 3)) for g, v in zip(gens, verdicts)]
+    """One row per checkpoint: the common judge (same for every checkpoint of a dataset) with n and
+    its 95% interval, then the means of each checkpoint's own discriminator scores."""
+    rows = [(g.checkpoint, g.step, g.images_seen, v.judge, None if v.score is None else round(v.score, 3), v.judged,
+             judge_interval(v), round(float(np.mean(g.realism)), 3), round(float(np.mean(g.match)), 3))
+            for g, v in zip(gens, verdicts)]
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 

@@ -15,7 +15,8 @@ def test_compare_starts_on_two_checkpoints_of_one_dataset_with_that_datasets_pro
                                  info("shapes-32-early", "shapes", 2000))}
     picked, prompts = compare_default(found)
     assert picked == ["shapes-32", "shapes-32-early"]  # the most trained first
-    assert prompts.splitlines() == ["a large red circle at the top left", "a small blue square in the center"]
+    assert prompts.splitlines() == ["a large red circle at the top left", "a black triangle above a green circle",
+                                    "two green triangles", "a green square right of a red circle"]
 
 
 def test_compare_default_follows_the_dataset_that_has_two_checkpoints():
