@@ -147,9 +147,10 @@ def test_compare_two_checkpoints_with_row_labels(client: Client, checkpoints_dir
     assert "shapes-32" in heads[0] and "emoji-32" in heads[1] and "step" in heads[0] and "images seen" in heads[0]
     assert all("own D: mean realism" in f for f in feet[:2]) and feet[2] == ""
     assert [row[0] for row in summary["data"]] == ["shapes-32", "emoji-32"]
-    assert summary["headers"][5:] == ["mean realism (own D, not comparable across checkpoints)",
+    assert summary["headers"][5:] == ["n (images judged)", "95% interval",
+                                      "mean realism (own D, not comparable across checkpoints)",
                                       "mean match (own D, not comparable across checkpoints)"]
-    assert all(0 <= row[5] <= 1 and 0 <= row[6] <= 1 for row in summary["data"])
+    assert all(0 <= row[7] <= 1 and 0 <= row[8] <= 1 for row in summary["data"])
 
 
 def test_compare_has_a_common_judge_with_known_answers(client: Client, checkpoints_dir: Path) -> None:
