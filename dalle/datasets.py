@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
@@ -78,6 +79,7 @@ class Checker:
     """A rule, no learned network, that says whether an image shows its prompt: the playground's common judge."""
 
     name: str  # what the playground calls its score
+    reads: str  # which prompts it can judge ("a caption of the shapes world")
     verdicts: Callable[[list[str], np.ndarray], list[bool]]  # (P prompts, uint8 [P, N, R, R, 3]) -> a bool per
     # image whose prompt the rule can read, row by row
 
@@ -93,21 +95,25 @@ class DatasetKind:
     checker: Checker | None = None  # None: only the shipped evaluator can judge it, where it was trained on it
 
 
+def _evaluation(parts: ModuleType) -> Evaluation:
+    """The `Evaluation` of a dataset's evaluation module (`load`, `measure`, `MEASURED`)."""
+    return Evaluation(load=parts.load, measure=parts.measure, measured=parts.MEASURED)
+
+
+def _report(parts: ModuleType) -> Report:
+    """The `Report` of a dataset's report module (`table_lines`, `sweep_lines`, `summary`, `TARGETS`,
+    `results_cells`, `plot_panels`, `VERDICT`, `CARD_JUDGE`)."""
+    return Report(table=parts.table_lines, sweep_table=parts.sweep_lines, summary=parts.summary,
+                  targets=parts.TARGETS, results_cells=parts.results_cells, plot_panels=parts.plot_panels,
+                  verdict=parts.VERDICT, card_judge=parts.CARD_JUDGE)
+
+
 KINDS = {"shapes": DatasetKind("shapes", _open_shapes, ShapesOptions, describe=shapes_report.data_paragraph,
-                               evaluation=Evaluation(shapes_evaluation.load, shapes_evaluation.measure,
-                                                     shapes_evaluation.MEASURED),
-                               report=Report(shapes_report.table_lines, shapes_report.sweep_lines,
-                                             shapes_report.summary, shapes_report.TARGETS,
-                                             shapes_report.results_cells, shapes_report.plot_panels,
-                                             shapes_report.VERDICT, shapes_report.CARD_JUDGE),
-                               checker=Checker("shapes checker (share of images exactly right)", exact_verdicts)),
+                               evaluation=_evaluation(shapes_evaluation), report=_report(shapes_report),
+                               checker=Checker(name="shapes checker (share of images exactly right)",
+                                               reads="a caption of the shapes world", verdicts=exact_verdicts)),
          "emoji": DatasetKind("emoji", _open_emoji, describe=emoji_report.data_paragraph,
-                              evaluation=Evaluation(emoji_evaluation.load, emoji_evaluation.measure,
-                                                    emoji_evaluation.MEASURED),
-                              report=Report(emoji_report.table_lines, emoji_report.sweep_lines,
-                                            emoji_report.summary, emoji_report.TARGETS,
-                                            emoji_report.results_cells, emoji_report.plot_panels,
-                                            emoji_report.VERDICT, emoji_report.CARD_JUDGE)),
+                              evaluation=_evaluation(emoji_evaluation), report=_report(emoji_report)),
          "folder": DatasetKind("folder", _open_folder)}
 
 
@@ -122,12 +128,11 @@ def kind_of(spec: str) -> DatasetKind:
 
 
 def known_kind(name: str | None) -> DatasetKind | None:
-    """The kind of a checkpoint's recorded dataset name, or None for a name this library does not know
-    (any case: "Shapes" is "shapes")."""
-    try:
-        return kind_of(name.lower() if name and not name.startswith("folder:") else name or "")
-    except ValueError:
-        return None
+    """The kind of a dataset name recorded in a checkpoint's config.json ("shapes", "emoji", "folder:<path>"),
+    or None for a name this library does not know (a dataset handed to the trainer as an object)."""
+    if name in KINDS:
+        return KINDS[name]
+    return KINDS["folder"] if name and name.startswith("folder:") else None
 
 
 def option_fields() -> dict[str, tuple[str, dataclasses.Field]]:

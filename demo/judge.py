@@ -10,13 +10,14 @@ with the same fixed network or rule, so checkpoints of one dataset can be ranked
   states (colour, shape, position, size, relation, count) is right. Prompts outside the
   world's grammar are not judged.
 
-Other datasets get no common judge (`Verdict.score` is None, and `judge` says why).
+Which of the two judges a dataset comes from the dataset registry (`dalle/datasets.py`): a dataset
+with a `checker` is judged by that rule; any other by the evaluator, where the evaluator was trained
+on it. Other datasets get no common judge (`Verdict.score` is None, and `judge` says why).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dalle.datasets import Checker, known_kind
 from dalle.prompts import spell_out_emoji
 from dalle.text_encoder import TextEncoder
 
@@ -32,48 +34,19 @@ from .results import Generation
 log = logging.getLogger(__name__)
 EVALUATOR_FOLDER = "evaluator"  # inside the checkpoints folder
 EVALUATOR_JUDGE = "evaluator cosine (image vs prompt)"
-SHAPES_JUDGE = "shapes checker (share of images exactly right)"
-
-
-Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
-
-
-def wilson(right: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a share right / n (sound at 0 / n and n / n, unlike p ± z·se)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The common judge's mean score over the images it could judge, and its 95% interval.
-
-    A handful of images decides little (8 of 8 right is 0.68-1.00), so the Compare tab shows n and
-    the interval: two checkpoints differ where their intervals part."""
+    """The common judge's mean score over the images it could judge."""
 
     judge: str  # which judge scored, or why none did
     score: float | None  # None when no image could be judged
-    judged: int  # images judged (n)
-    sd: float | None = None  # standard deviation of the per-image scores; None: the score is a share right
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        """95% interval of the score: Wilson's for a share right, mean ± 1.96 standard errors for a
-        mean of per-image scores; None without a score."""
-        if self.score is None or self.judged <= 0:
-            return None
-        if self.sd is None:
-            return wilson(round(self.score * self.judged), self.judged)
-        half = Z95 * self.sd / math.sqrt(self.judged)
-        return self.score - half, self.score + half
+    judged: int  # images judged
 
 
 class CommonJudge:
-    """Scores generations with the evaluator (emoji) or the shapes checker (shapes).
+    """Scores generations with the dataset's checker (shapes) or the evaluator (emoji).
 
     Args:
         evaluator_dir: folder of the shipped evaluator; loaded on first use, once.
@@ -109,8 +82,9 @@ class CommonJudge:
 
     def __call__(self, gen: Generation, dataset: str) -> Verdict:
         dataset = dataset.lower()
-        if dataset == "shapes":
-            return self._shapes(gen)
+        kind = known_kind(dataset)
+        if kind is not None and kind.checker is not None:
+            return self._checked(gen, kind.checker)
         if dataset and dataset == self.covers():
             return self._cosine(gen)
         reason = self._error or f"the evaluator does not cover {dataset!r}"
@@ -125,20 +99,12 @@ class CommonJudge:
             text = ev.embed_text(pooled)  # [P, E]
             images = ev.embed_uint8(gen.pixels.reshape(p * n, *gen.pixels.shape[2:])).reshape(p, n, -1)  # [P, N, E]
         cosine = (images * text[:, None, :]).sum(-1)  # [P, N]
-        return Verdict(EVALUATOR_JUDGE, float(cosine.mean()), p * n,
-                       float(cosine.std(ddof=1)) if cosine.size > 1 else 0.0)
+        return Verdict(EVALUATOR_JUDGE, float(cosine.mean()), p * n)
 
     @staticmethod
-    def _shapes(gen: Generation) -> Verdict:
-        from dalle.shapes.checker import check, parse_caption
-
-        right: list[bool] = []
-        for i, prompt in enumerate(gen.prompts):
-            try:
-                spec = parse_caption(prompt)
-            except ValueError:
-                continue  # not a caption of the shapes world: nothing to check against
-            right += [bool(check(image, spec)["exact"]) for image in gen.pixels[i]]
+    def _checked(gen: Generation, checker: Checker) -> Verdict:
+        """Share of the images [P, N, R, R, 3] that the checker calls right, over the prompts it can read."""
+        right = checker.verdicts(gen.prompts, gen.pixels)
         if not right:
-            return Verdict("none: no prompt is a caption of the shapes world", None, 0)
-        return Verdict(SHAPES_JUDGE, float(np.mean(right)), len(right))
+            return Verdict(f"none: no prompt is {checker.reads}", None, 0)
+        return Verdict(checker.name, float(np.mean(right)), len(right))

@@ -163,8 +163,9 @@ def test_evaluator_save_load_round_trip(tmp_path):
 
 # ---------------------------------------------------------------------- evaluation with stand-in generators
 class _KnownGenerated:
-    """Stand-in for `evaluate.Generated`: for even seeds the right image of the prompt (from `right`), for odd
-    seeds a blank white one; the match score is `match_right` for even seeds and 1 - that for odd ones."""
+    """Stand-in for `dalle.evaluation.sampling.Generated`: for even seeds the right image of the prompt (from
+    `right`), for odd seeds a blank white one; the match score is `match_right` for even seeds and 1 - that for
+    odd ones."""
 
     match_right = 1.0
     right = None  # callable (prompt, seed, resolution) -> uint8 [R, R, 3]
@@ -194,7 +195,7 @@ def _render_caption(prompt, seed, res):
 @pytest.mark.parametrize("match_right", [1.0, 0.0])
 def test_shapes_match_auroc_on_generated_images_follows_the_checker(tiny_pipe, monkeypatch, match_right):
     """Right images (real renders) scored `match_right`, wrong ones (blank) the opposite: AUROC 1 or 0."""
-    from dalle.evaluation import evaluate
+    from dalle.shapes import evaluate
 
     gen = type("Gen", (_KnownGenerated,), {"match_right": match_right, "right": staticmethod(_render_caption)})
     monkeypatch.setattr(evaluate, "Generated", gen)
@@ -210,7 +211,7 @@ def test_shapes_match_auroc_on_generated_images_follows_the_checker(tiny_pipe, m
 
 
 def test_shapes_match_auroc_on_generated_images_is_null_with_one_class(tiny_pipe, monkeypatch):
-    from dalle.evaluation import evaluate
+    from dalle.shapes import evaluate
 
     blank = type("Gen", (_KnownGenerated,), {"right": staticmethod(lambda p, s, r: np.full((r, r, 3), 255, np.uint8))})
     monkeypatch.setattr(evaluate, "Generated", blank)
@@ -285,12 +286,12 @@ def _colour_of_prompt(prompt, seed, res):
 def test_evaluate_emoji_known_answers(tiny_pipe, colour_emoji, monkeypatch, tmp_path, match_right):
     """Even seeds draw the label's own image, odd seeds a blank one: R-precision 1/2 (real 1), half the images
     are copies of training images, and the match score on generated images ranks by the evaluator's verdict."""
-    from dalle.evaluation import evaluate
+    from dalle.evaluation import emoji
 
     data, evaluator = colour_emoji
     gen = type("Gen", (_KnownGenerated,), {"match_right": match_right, "right": staticmethod(_colour_of_prompt)})
-    monkeypatch.setattr(evaluate, "Generated", gen)
-    out = evaluate.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, evaluator, data, tmp_path,
+    monkeypatch.setattr(emoji, "Generated", gen)
+    out = emoji.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, evaluator, data, tmp_path,
                                   lambda *_: None)
     assert out["r_precision"]["generated"]["mean"] == 0.5 and out["r_precision"]["real_ceiling"]["mean"] == 1.0
     disc = out["discriminator"]
@@ -310,18 +311,18 @@ def test_evaluate_emoji_known_answers(tiny_pipe, colour_emoji, monkeypatch, tmp_
 
 def test_evaluate_emoji_refuses_an_evaluator_whose_heldout_labels_differ(tiny_pipe, colour_emoji, tmp_path):
     """The evaluation reads its split from the evaluator's record: a record of another split is refused."""
-    from dalle.evaluation import evaluate
+    from dalle.evaluation import emoji
     from dalle.evaluation.emoji_data import heldout_labels_sha256
 
     data, colour = colour_emoji
     other = ColourEvaluator(colour.caption_labels)
     other.info["training"]["heldout_labels"]["sha256"] = heldout_labels_sha256(data.labels[2:], 1.0)  # label0 gone
     with pytest.raises(ValueError, match="held-out labels"):
-        evaluate.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, other, data, tmp_path,
+        emoji.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, other, data, tmp_path,
                                 lambda *_: None)
     other.info = {"training": {}}  # an evaluator trained before labels were held out
     with pytest.raises(ValueError, match="no held-out labels"):
-        evaluate.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, other, data, tmp_path,
+        emoji.evaluate_emoji(tiny_pipe, tiny_pipe.config, 40, 0, 1.0, False, other, data, tmp_path,
                                 lambda *_: None)
 
 
@@ -346,7 +347,7 @@ def _unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
 def test_fid_and_kid_known_answers():
     """Same set: FID 0. A set shifted by c with the same covariance: FID = |c|^2. KID with subsets as large as
     the sets is the unbiased MMD^2 of the whole sets, computed here by hand."""
-    from dalle.evaluation.evaluate import _fid_kid
+    from dalle.evaluation.emoji import _fid_kid
 
     g = torch.Generator().manual_seed(0)
     real, other = torch.randn(200, 6, generator=g), torch.randn(200, 6, generator=g) + 0.3
@@ -361,7 +362,7 @@ def test_fid_and_kid_known_answers():
 
 
 def test_nearest_neighbour_cosine():
-    from dalle.evaluation.evaluate import _nn_cosine
+    from dalle.evaluation.emoji import _nn_cosine
 
     bank = torch.eye(4)
     query = torch.stack([bank[1], bank[2], torch.nn.functional.normalize(torch.tensor([1.0, 1.0, 0.0, 0.0]), dim=0)])
@@ -371,7 +372,7 @@ def test_nearest_neighbour_cosine():
 
 
 def test_ab_split_halves_are_disjoint_complete_and_seeded():
-    from dalle.evaluation.evaluate import ab_split
+    from dalle.evaluation.emoji import ab_split
 
     a, b = ab_split(101, np.random.default_rng(3))
     assert len(a) == 50 and len(b) == 51
@@ -383,7 +384,7 @@ def test_ab_split_halves_are_disjoint_complete_and_seeded():
 
 
 def test_diversity_by_kind_known_answer():
-    from dalle.evaluation.evaluate import _diversity_by_kind
+    from dalle.shapes.evaluate import _diversity_by_kind
     from dalle.shapes.world import Scene
 
     scenes = [Scene([], "a red circle at the top left", "single"), Scene([], "two red circles", "count"),

@@ -18,7 +18,7 @@ from dalle.evaluation.emoji_data import (
     is_heldout_label,
     label_split,
 )
-from dalle.evaluation.evaluate import R_PRECISION_DISTRACTORS, emoji_reference
+from dalle.evaluation.emoji import R_PRECISION_DISTRACTORS, emoji_reference
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_EVALUATOR = REPO / "checkpoints" / "evaluator" / "config.json"

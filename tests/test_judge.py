@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dalle.datasets import KINDS
 from dalle.shapes.checker import parse_caption, scene_for_spec
 from dalle.shapes.world import render
-from demo.judge import SHAPES_JUDGE, CommonJudge
+from demo.judge import CommonJudge
 from demo.results import Generation
 
+SHAPES_JUDGE = KINDS["shapes"].checker.name
 PROMPTS = ["a large red circle at the top left", "two green triangles"]
 
 

@@ -3,6 +3,9 @@
 The files are `dalle/evaluation/evaluate.py` and `dalle/pipeline.py` plus every module of the
 `dalle` package they import, directly or through each other, at module level or inside functions
 (found by reading their import statements), and the `__init__.py` of each package around them.
+evaluate.py picks each dataset's evaluation (`dalle/shapes/evaluate.py`, `dalle/evaluation/emoji.py`)
+from the dataset registry, `dalle/datasets.py`, so the files the registry imports count too: the datasets'
+evaluation and report parts, and their training-data modules.
 A metrics.json whose recorded hash differs from `code_hash()` was measured with other code and
 must be measured again (`scripts/regenerate.sh`).
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,19 @@ class EmojiEvalData:
         return [e["label"] for e in self.entries]
 
 
+def prepare_command(data_root: str | Path, resolution: int) -> str:
+    """The command that prepares the emoji data under `data_root` at `resolution` px."""
+    where = "" if Path(data_root) == Path("data") else f" --data-root {shlex.quote(str(data_root))}"
+    return f"python -m dalle prepare emoji --resolution {resolution}{where}"
+
+
 def load_emoji_eval(data_root: str | Path = "data", resolution: int = 64) -> EmojiEvalData:
-    """Raises FileNotFoundError ("... run `python -m dalle prepare emoji` first") when not prepared."""
+    """Raises FileNotFoundError ("... run `python -m dalle prepare emoji --resolution R` first", the exact
+    `prepare_command`) when the data is not prepared at this resolution."""
     root = Path(data_root) / "emoji"
+    for path in (root / f"emoji-{resolution}.npz", root / f"emoji-{resolution}.json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; run `{prepare_command(data_root, resolution)}` first")
     data = load_emoji(root, resolution)
     entries = json.loads((root / f"emoji-{resolution}.json").read_text(encoding="utf-8"))["images"]
     index = {c: i for i, c in enumerate(data.captions)}

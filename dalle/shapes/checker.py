@@ -259,6 +259,19 @@ def summarize(judgements: list[dict[str, bool | None]]) -> dict:
     return out
 
 
+def exact_verdicts(prompts: list[str], images: np.ndarray) -> list[bool]:
+    """The 'exact' judgement of each image of uint8 [P, N, R, R, 3] against its row's prompt (P prompts).
+    Rows whose prompt is not a caption of the world are skipped: -> up to P*N bools, row by row."""
+    right: list[bool] = []
+    for prompt, row in zip(prompts, images):
+        try:
+            spec = parse_caption(prompt)
+        except ValueError:
+            continue  # not a caption of the shapes world: nothing to check against
+        right += [bool(check(image, spec)["exact"]) for image in row]
+    return right
+
+
 # ---------------------------------------------------------------------- prompt sets
 def seen_scenes(n: int, seed: int, holdout=DEFAULT_HOLDOUT) -> list[Scene]:
     """`n` scenes from the training sampler (all three caption kinds), drawn from a seed stream that training

@@ -13,7 +13,7 @@ import random
 
 import numpy as np
 
-from ...evaluation.evaluate import Generated
+from ...evaluation.sampling import Generated
 from ...pipeline import TextToImagePipeline
 from ..checker import caption_kind, detect_objects, parse_caption, scene_for_spec, seen_scenes
 from ..world import render

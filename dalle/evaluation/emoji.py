@@ -1,0 +1,318 @@
+"""The emoji evaluation: what `python -m dalle evaluate` measures on an emoji checkpoint.
+
+R-precision, FID/KID, memorisation and diversity in the feature space of the shipped evaluator
+(`checkpoints/evaluator`), each with a reference value measured on real images; the discriminator's
+AUROCs, on generated images against the evaluator's top-1 verdict; and a truncation sweep. Prompts,
+distractors and real references come only from the labels the evaluator never trained on
+(`emoji_reference`), so real and generated images are equally new to it. `load` and `measure` are what
+the dataset registry (`dalle/datasets.py`) hands to `dalle/evaluation/evaluate.py`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..pipeline import TextToImagePipeline
+from .emoji_data import EmojiEvalData
+from .sampling import PSIS, Generated, discriminator_block, generated_match, sample_seeds, score_real
+from .stats import draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
+
+MEMORISATION_THRESHOLD = 0.95
+R_PRECISION_DISTRACTORS = 99
+EMOJI_VERDICT = ("evaluator top-1: the true caption has the highest evaluator cosine among itself and "
+                 "the 99 R-precision distractors (an R-precision hit)")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def default_evaluator_dir() -> Path:
+    local = Path("checkpoints/evaluator")
+    return local if (local / "config.json").is_file() else _REPO / "checkpoints" / "evaluator"
+
+
+def _fid_kid(evaluator, real_feats: torch.Tensor, fakes: dict[str, torch.Tensor], subset_size: int, seed: int) -> dict:
+    """FID and KID (torchmetrics, evaluator feature space) of each fake set against `real_feats`.
+
+    Real features are embedded once and kept across resets (reset_real_features=False). Fake sets
+    are uint8 images [N, 3, H, W] (embedded by the metric's feature module) or precomputed
+    embeddings [N, D] (passed through by `EvaluatorFeatures`).
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from .evaluator import EvaluatorFeatures
+
+    feat = EvaluatorFeatures(evaluator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fid = FrechetInceptionDistance(feature=feat, reset_real_features=False, normalize=False)
+        kid = KernelInceptionDistance(feature=feat, reset_real_features=False, normalize=False, subsets=50,
+                                      subset_size=subset_size)
+    fid.update(real_feats, real=True)
+    kid.update(real_feats, real=True)
+    out = {}
+    for name, fake in fakes.items():
+        fid.reset()
+        kid.reset()
+        for k in range(0, len(fake), 256):
+            fid.update(fake[k:k + 256], real=False)
+            kid.update(fake[k:k + 256], real=False)
+        torch.manual_seed(seed)  # KID draws random subsets
+        kid_mean, kid_std = kid.compute()
+        out[name] = {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std),
+                     "n": int(len(fake))}
+    return out
+
+
+def _nn_cosine(query: torch.Tensor, bank: torch.Tensor, exclude: np.ndarray | None = None) -> torch.Tensor:
+    """Max cosine of each query row against the bank (rows L2-normalised); exclude[i] = bank row to skip."""
+    sims = query @ bank.t()
+    if exclude is not None:
+        sims[torch.arange(len(query)), torch.as_tensor(exclude)] = -2.0
+    return sims.max(dim=1).values
+
+
+def ab_split(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Image indices 0..n-1 split at random into half A (n // 2, where prompts and floors come from) and half B
+    (the rest, the FID/KID reference). Both sorted int arrays."""
+    perm = rng.permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
+@dataclass
+class EmojiReference:
+    """Which real emoji images one evaluation uses; every index is a dataset image index."""
+
+    heldout: np.ndarray  # sorted: every image of a label the evaluator never trained on
+    half_a: np.ndarray  # sorted half of `heldout`: prompt images and the FID/KID floor
+    half_b: np.ndarray  # sorted other half of `heldout`: the FID/KID reference
+    prompts: np.ndarray  # sorted prompt images, drawn from half A
+    distractors: np.ndarray  # [len(prompts), R_PRECISION_DISTRACTORS] held-out images with another label
+    fraction: float  # held-out fraction recorded by the evaluator
+    labels_sha256: str  # recorded fingerprint of the held-out labels (checked against the data)
+
+
+def emoji_reference(labels: list[str], evaluator_info: dict | None, num_samples: int, seed: int) -> EmojiReference:
+    """Draw prompts, distractors and A/B halves from the images of the evaluator's held-out labels only.
+
+    `labels`: per-image labels of the dataset. `evaluator_info`: the evaluator's config.json (its
+    `training.heldout_labels` record gives the split's fraction and the sha256 of the held-out label list,
+    which must match the labels of this data). Raises ValueError when the record is missing or differs.
+    """
+    from .emoji_data import heldout_labels_sha256, label_split
+
+    record = ((evaluator_info or {}).get("training") or {}).get("heldout_labels")
+    if not record:
+        raise ValueError("the evaluator records no held-out labels; retrain it with "
+                         "`python -m dalle.evaluation.train_evaluator`")
+    fraction = float(record["fraction"])
+    digest = heldout_labels_sha256(labels, fraction)
+    if digest != record["sha256"]:
+        raise ValueError("the held-out labels of this emoji data differ from those the evaluator recorded "
+                         "(prepare the data again or retrain the evaluator)")
+    _, heldout = label_split(labels, fraction)
+    rng = np.random.default_rng(seed)
+    a, b = ab_split(len(heldout), rng)
+    half_a, half_b = heldout[a], heldout[b]
+    prompts = np.sort(rng.choice(half_a, size=min(num_samples, len(half_a)), replace=False))
+    pool_labels = [labels[i] for i in heldout]
+    dis = draw_distractors([labels[i] for i in prompts], pool_labels, R_PRECISION_DISTRACTORS, seed)
+    return EmojiReference(heldout, half_a, half_b, prompts, heldout[dis], fraction, digest)
+
+
+def _feature_diversity(emb: torch.Tensor, k: int) -> float:
+    """Embeddings [P*k, E] grouped by prompt -> mean over prompts of their mean pairwise distance."""
+    groups = emb.reshape(-1, k, emb.shape[-1])
+    return float(np.mean([mean_pairwise_distance(g) for g in groups]))
+
+
+def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, seed: int, psi: float, sweep: bool,
+                   evaluator, data: EmojiEvalData, cache_dir: str | Path, log) -> dict:
+    """Measure an emoji checkpoint with up to `num_samples` prompts of the evaluator's held-out labels at
+    truncation `psi`; `sweep`: also the truncation sweep over `PSIS`. Every draw comes from `seed`.
+
+    -> metrics.json blocks {"prompts", "r_precision", "fid", "kid", "inception_fid", "memorisation",
+    "diversity", "style_distance", "discriminator"[, "truncation_sweep"]}.
+    """
+    from ..text_encoder import encode_captions_cached
+
+    ds = data.data
+    enc = pipe.text_encoder if pipe.text_encoder.name == evaluator.text_encoder_name else None
+    table = encode_captions_cached(evaluator.text_encoder_name, ds.captions, Path(cache_dir), encoder=enc).pooled
+    text_emb = evaluator.embed_text(table)  # [C, E]
+    log(f"emoji: embedding {len(ds)} real images with the evaluator")
+    real_emb = evaluator.embed_uint8(ds.images)  # [N, E]
+    labels = data.labels
+    ref = emoji_reference(labels, getattr(evaluator, "info", None), num_samples, seed)
+    half_a, half_b, chosen, distractors = ref.half_a, ref.half_b, ref.prompts, ref.distractors
+    num_samples = len(chosen)
+    prompts = [ds.captions[data.canonical[i]] for i in chosen]
+    base = seed * 1_000_000
+    seeds = sample_seeds(base, num_samples)
+    gen = Generated(pipe)
+    log(f"emoji: generating {num_samples} images at psi={psi}")
+    g_pix, g_real, g_match = gen(prompts, seeds, psi)
+    g_emb = evaluator.embed_uint8(g_pix)
+
+    # R-precision (paired: the same distractors for generated and real images).
+    pool_caps = torch.as_tensor(data.canonical)  # distractors are dataset image indices
+    true_t = text_emb[[data.canonical[i] for i in chosen]]
+    pool_t = text_emb[pool_caps]
+    hits_gen = r_precision_hits(g_emb, true_t, pool_t, distractors)
+    hits_real = r_precision_hits(real_emb[chosen], true_t, pool_t, distractors)
+    out: dict = {"prompts": {"n": num_samples, "caption": "canonical 'label, style style'",
+                             "source": f"random images of half A of a seeded split (seed {seed}) of the images "
+                                       "of the evaluator's held-out labels",
+                             "heldout_labels": {"labels": len({labels[i] for i in ref.heldout}),
+                                                "images": int(len(ref.heldout)), "fraction": ref.fraction,
+                                                "sha256": ref.labels_sha256}}}
+    out["r_precision"] = {"generated": mean_and_ci(hits_gen), "real_ceiling": mean_and_ci(hits_real),
+                          "distractors": R_PRECISION_DISTRACTORS,
+                          "definition": "share of images whose true caption has the highest evaluator cosine "
+                                        "among itself and 99 canonical captions of held-out images with other "
+                                        "labels; real_ceiling: the real prompt images, which the evaluator "
+                                        "never saw either"}
+
+    # FID / KID against half B; floors with real images of the same size / the other half.
+    subset = int(min(500, num_samples, len(half_b), len(half_a)))
+    fakes = {"generated": torch.from_numpy(g_pix).permute(0, 3, 1, 2).contiguous(),
+             "floor_matched": real_emb[chosen], "floor_halves": real_emb[half_a]}
+    log("emoji: FID/KID")
+    fk = _fid_kid(evaluator, real_emb[half_b], fakes, subset, seed)
+    out["fid"] = {"generated": fk["generated"]["fid"], "floor_matched": fk["floor_matched"]["fid"],
+                  "floor_halves": fk["floor_halves"]["fid"], "n_generated": num_samples,
+                  "n_reference": int(len(half_b)), "n_floor_halves": int(len(half_a)),
+                  "space": f"evaluator image embedding ({evaluator.arch.embed_dim}-d, L2-normalised)"}
+    out["kid"] = {name: {"mean": v["kid"], "std": v["kid_std"]} for name, v in fk.items()}
+    out["kid"].update(subsets=50, subset_size=subset, kernel="polynomial degree 3, gamma 1/d, coef 1")
+    out["inception_fid"] = ("unavailable: no local Inception weights (torch-fidelity is not installed); "
+                            "nothing is downloaded")
+
+    # Memorisation: nearest real image in evaluator space.
+    nn_gen = _nn_cosine(g_emb, real_emb)
+    nn_real = _nn_cosine(real_emb[chosen], real_emb, exclude=chosen)
+    out["memorisation"] = {
+        "threshold": MEMORISATION_THRESHOLD,
+        "generated_share": float((nn_gen >= MEMORISATION_THRESHOLD).float().mean()),
+        "generated_mean_nn_cosine": float(nn_gen.mean()),
+        "real_reference_share": float((nn_real >= MEMORISATION_THRESHOLD).float().mean()),
+        "real_reference_mean_nn_cosine": float(nn_real.mean()),
+        "definition": "share of generated images whose nearest real (training) image has evaluator cosine >= "
+                      "threshold; reference: the same for the real prompt images against all *other* real images",
+    }
+
+    # Diversity: bare-label prompts (whose real images are both styles), several seeds each.
+    by_label: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(lab, []).append(i)
+    heldout_labels = {labels[i] for i in ref.heldout}
+    two = sorted(lab for lab, idx in by_label.items() if len(idx) == 2 and lab in heldout_labels)
+    n_div = min(64, max(2, num_samples // 16), len(two))
+    div_labels = [two[i] for i in np.random.default_rng(seed + 1).choice(len(two), size=n_div, replace=False)]
+    k_div = 4
+    div_prompts = [lab for lab in div_labels for _ in range(k_div)]
+    div_seeds = sample_seeds(base + 500_000, k_div) * n_div
+    g_div, _, _ = gen(div_prompts, div_seeds, psi)
+    real_pairs = torch.stack([real_emb[by_label[lab]] for lab in div_labels])  # [D, 2, E]
+    space = "evaluator image embedding (L2-normalised); distance = Euclidean = sqrt(2 - 2 cos)"
+    out["diversity"] = {
+        "space": space,
+        "definition": f"mean over {n_div} bare-label prompts (held-out labels) of the mean pairwise distance "
+                      "between the "
+                      f"{k_div} images generated from one prompt (different seeds)",
+        "generated": _feature_diversity(evaluator.embed_uint8(g_div), k_div),
+        "prompts": n_div, "seeds_per_prompt": k_div,
+    }
+    out["style_distance"] = {
+        "space": space,
+        "google_twitter": float((real_pairs[:, 0] - real_pairs[:, 1]).norm(dim=-1).mean()),
+        "definition": f"mean distance between the Google and the Twitter image of each of the same {n_div} "
+                      "labels: how far apart the two real images of one bare-label caption are. It is not a "
+                      "spread across seeds (the data holds one image per style), so it is no diversity ceiling",
+        "labels": n_div,
+    }
+
+    # Discriminator usefulness.
+    wrong = [ds.captions[data.canonical[int(dis[0])]] for dis in distractors]  # another label's caption
+    real_imgs = ds.images[chosen]
+    r_real, m_true = score_real(pipe, real_imgs, prompts)
+    _, m_wrong = score_real(pipe, real_imgs, wrong)
+    out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, g_real, psi),
+                            **generated_match(g_match, hits_gen, EMOJI_VERDICT)}
+
+    if sweep:
+        n_sw = min(num_samples, 256)
+        rows = []
+        sw_floor = _fid_kid(evaluator, real_emb[half_b], {"floor": real_emb[chosen[:n_sw]]},
+                            min(subset, n_sw), seed)["floor"]["fid"]
+        for p in PSIS:
+            t0 = time.time()
+            pix, rr, _ = gen(prompts[:n_sw], seeds[:n_sw], p)
+            emb = evaluator.embed_uint8(pix)
+            hits = r_precision_hits(emb, true_t[:n_sw], pool_t, distractors[:n_sw])
+            fid = _fid_kid(evaluator, real_emb[half_b], {"g": emb}, min(subset, n_sw), seed)["g"]["fid"]
+            d_pix, _, _ = gen(div_prompts, div_seeds, p)
+            row = {"psi": p, "alignment": float(hits.mean()), "fid": fid,
+                   "diversity": _feature_diversity(evaluator.embed_uint8(d_pix), k_div),
+                   "mean_realism": float(np.mean(rr)), "n": n_sw}
+            rows.append(row)
+            log(f"  psi={p}: R-precision {row['alignment']:.3f}, FID {fid:.4f}, diversity {row['diversity']:.3f} "
+                f"({time.time() - t0:.0f}s)")
+        out["truncation_sweep"] = {
+            "alignment": "R-precision (evaluator, 99 distractors)",
+            "diversity": out["diversity"]["space"] + "; " + out["diversity"]["definition"],
+            "fid": f"evaluator-space FID of {n_sw} images vs half B ({len(half_b)} real images)",
+            "reference": {"alignment": float(hits_real[:n_sw].mean()),
+                          "style_distance": out["style_distance"]["google_twitter"], "fid_floor": sw_floor},
+            "rows": rows}
+    return out
+
+
+
+@dataclass
+class EmojiInputs:
+    """What an emoji evaluation needs beyond the checkpoint, loaded before the models (so it fails early)."""
+
+    evaluator: object  # dalle.evaluation.evaluator.Evaluator
+    data: EmojiEvalData  # the prepared emoji data at the checkpoint's resolution
+    cache_dir: Path  # where encoded captions are cached
+
+
+def load(config: dict, data_root: str | Path, evaluator_dir: str | Path | None) -> EmojiInputs:
+    """The evaluator (`evaluator_dir`, default `default_evaluator_dir()`) and the emoji data under `data_root` at
+    the checkpoint's resolution. Raises EvaluatorError / FileNotFoundError with one-line messages."""
+    from .emoji_data import load_emoji_eval
+    from .evaluator import load_evaluator
+
+    evaluator = load_evaluator(evaluator_dir or default_evaluator_dir())
+    data = load_emoji_eval(data_root, int(config["model"]["resolution"]))
+    return EmojiInputs(evaluator, data, Path(data_root) / "cache")
+
+
+def measure(pipe: TextToImagePipeline, config: dict, loaded: EmojiInputs, num_samples: int, seed: int, psi: float,
+            sweep: bool, log) -> tuple[dict, dict]:
+    """`evaluate_emoji` -> (its metric blocks, metrics.json's "evaluator" record: which evaluator judged)."""
+    from .evaluator import evaluator_id
+
+    results = evaluate_emoji(pipe, config, num_samples, seed, psi, sweep, loaded.evaluator, loaded.data,
+                             loaded.cache_dir, log)
+    return results, evaluator_id(loaded.evaluator)
+
+
+MEASURED = {
+    "r_precision": "top-1 retrieval of the true canonical caption among 100 (evaluator cosine); "
+                   "real_ceiling: the real images of the same prompts",
+    "fid": "torchmetrics FID in evaluator feature space vs half B of the real data; floors: real images",
+    "kid": "torchmetrics KID in evaluator feature space, same sets as FID",
+    "memorisation": "share of generated images with a real image at evaluator cosine >= threshold",
+    "diversity": "mean pairwise evaluator-space distance across seeds of a bare-label prompt",
+    "style_distance": "evaluator-space distance between the Google and Twitter images of the same labels",
+    "discriminator": "AUROC of the match score (true vs mismatched captions on real images; on generated "
+                     "images, R-precision hits vs misses) and of the realism score (real vs generated images)",
+    "truncation_sweep": "R-precision, evaluator FID, diversity and mean realism at each psi",
+}

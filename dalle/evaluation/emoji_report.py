@@ -1,0 +1,98 @@
+"""How an emoji checkpoint's metrics.json reads: its lines of the text table, its headline columns and
+targets, its cells of the README's results table, its truncation plot panels and its model card wording.
+
+`dalle/datasets.py` gathers these into the emoji `Report`; `dalle/evaluation/report.py` and
+`dalle/evaluation/model_card.py` lay out the parts every dataset shares around them.
+"""
+
+from __future__ import annotations
+
+from .numbers import fmt
+
+VERDICT = "evaluator top-1"  # who calls a generated image right or wrong, in the table
+CARD_JUDGE = "the evaluator (top-1 of 100 captions)"  # the same, in the model card's prose
+
+# (what, summary column or function of the metrics, ">=" or "<=", bound)
+TARGETS = (("R-precision / real", "R-precision / real", ">=", 0.5),
+           ("evaluator FID / floor", "FID / floor", "<=", 5.0),
+           ("match AUROC, real images", "match AUROC", ">=", 0.9))
+
+
+def data_paragraph(dataset: dict) -> str:
+    """The model card's Data paragraph: the emoji sources and the attribution recorded in the config's
+    dataset block."""
+    lines = ["Google (Noto) and Twitter (Twemoji) emoji at 64 px, prepared by `python -m dalle prepare emoji` "
+             "from npm packages checked against pinned sha512 integrity strings. Attribution:"]
+    for a in dataset.get("attribution", []):
+        lines.append(f"- {a.get('what', '')}: {a.get('source', '')} — {a.get('license', '')}"
+                     + (f" ({a['note']})" if a.get("note") else ""))
+    if dataset.get("changes"):
+        lines.append(f"- changes: {dataset['changes']}")
+    return "\n".join(lines)
+
+
+def _style_distance(m: dict) -> float | None:
+    """Evaluator distance between the Google and Twitter images of one label (None if not measured)."""
+    return (m.get("style_distance") or {}).get("google_twitter")
+
+
+def table_lines(m: dict) -> list[str]:
+    """R-precision, FID, KID, memorisation and diversity, each with its real reference."""
+    rp = m["r_precision"]
+    lines = [f"R-precision (1 of {rp['distractors'] + 1}): generated {fmt(rp['generated']['mean'])} "
+             f"± {fmt(rp['generated']['ci95'])}  real ceiling {fmt(rp['real_ceiling']['mean'])}  "
+             f"(n={rp['generated']['n']})"]
+    fid, kid = m["fid"], m["kid"]
+    lines.append(f"FID (evaluator space): generated {fmt(fid['generated'], 4)}  floor matched-n "
+                 f"{fmt(fid['floor_matched'], 4)}  floor halves {fmt(fid['floor_halves'], 4)}")
+    lines.append(f"KID (evaluator space): generated {fmt(kid['generated']['mean'], 5)}  floor matched-n "
+                 f"{fmt(kid['floor_matched']['mean'], 5)}  floor halves {fmt(kid['floor_halves']['mean'], 5)}")
+    lines.append(f"Inception FID: {m['inception_fid'].split(':')[0]}")
+    mem = m["memorisation"]
+    lines.append(f"memorisation (NN cosine >= {mem['threshold']}): generated {fmt(mem['generated_share'])}  "
+                 f"real reference {fmt(mem['real_reference_share'])}  (mean NN cosine "
+                 f"{fmt(mem['generated_mean_nn_cosine'])} / {fmt(mem['real_reference_mean_nn_cosine'])})")
+    d = m["diversity"]
+    lines.append(f"diversity (evaluator distance, {d['prompts']} prompts x {d['seeds_per_prompt']} seeds): "
+                 f"generated {fmt(d['generated'])}")
+    lines.append(f"Google-Twitter distance of the same labels' real images (not a seed spread): "
+                 f"{fmt(_style_distance(m))}")
+    return lines
+
+
+def sweep_lines(sw: dict) -> list[str]:
+    """The truncation sweep's table: R-precision, FID, diversity and realism per psi, then the real reference."""
+    lines = [f"truncation sweep     {'psi':>5s} {'R-prec':>7s} {'FID':>8s} {'diversity':>9s} "
+             f"{'realism':>8s}"]
+    for r in sw["rows"]:
+        lines.append(f"                     {r['psi']:5.1f} {fmt(r['alignment']):>7s} {fmt(r['fid'], 4):>8s} "
+                     f"{fmt(r['diversity']):>9s} {fmt(r['mean_realism']):>8s}")
+    ref = sw["reference"]
+    lines.append(f"  real reference           {fmt(ref['alignment']):>7s} {fmt(ref['fid_floor'], 4):>8s}")
+    return lines
+
+
+def summary(m: dict) -> dict[str, float | None]:
+    """The headline columns: R-precision over its real ceiling, evaluator FID over its real floor."""
+    rp = m["r_precision"]
+    return {"R-precision / real": rp["generated"]["mean"] / max(rp["real_ceiling"]["mean"], 1e-9),
+            "FID / floor": m["fid"]["generated"] / max(m["fid"]["floor_matched"], 1e-9)}
+
+
+def results_cells(m: dict, s: dict) -> tuple[str, str]:
+    """The README results row's (headline, seed diversity) cells, from the metrics (`summary` s unused)."""
+    head = (f"R-precision {fmt(m['r_precision']['generated']['mean'])} / "
+            f"{fmt(m['r_precision']['real_ceiling']['mean'])}; evaluator FID {fmt(m['fid']['generated'])} "
+            f"(real floor {fmt(m['fid']['floor_matched'])})")
+    div = (f"{fmt(m['diversity']['generated'])} (evaluator distance); Google-Twitter distance "
+           f"{fmt(_style_distance(m))}")
+    return head, div
+
+
+def plot_panels(ref: dict) -> list[tuple]:
+    """The truncation plot's panels from the sweep's real reference: (title, [(label, row key)],
+    [(label, reference value)])."""
+    return [("R-precision", [("generated", "alignment")], [("real", ref.get("alignment"))]),
+            ("diversity (evaluator distance)", [("generated", "diversity")],
+             [("Google-Twitter distance (not a seed spread)", ref.get("style_distance"))]),
+            ("FID (evaluator space)", [("generated", "fid")], [("real floor", ref.get("fid_floor"))])]
