@@ -18,6 +18,7 @@ on it. Other datasets get no common judge (`Verdict.score` is None, and `judge` 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,13 +37,41 @@ EVALUATOR_FOLDER = "evaluator"  # inside the checkpoints folder
 EVALUATOR_JUDGE = "evaluator cosine (image vs prompt)"
 
 
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def wilson(right: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a share right / n (sound at 0 / n and n / n, unlike p ± z·se)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = right / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The common judge's mean score over the images it could judge."""
+    """The common judge's mean score over the images it could judge, and its 95% interval.
+
+    A handful of images decides little (8 of 8 right is 0.68-1.00), so the Compare tab shows n and
+    the interval: two checkpoints differ where their intervals part."""
 
     judge: str  # which judge scored, or why none did
     score: float | None  # None when no image could be judged
-    judged: int  # images judged
+    judged: int  # images judged (n)
+    sd: float | None = None  # standard deviation of the per-image scores; None: the score is a share right
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """95% interval of the score: Wilson's for a share right, mean ± 1.96 standard errors for a
+        mean of per-image scores; None without a score."""
+        if self.score is None or self.judged <= 0:
+            return None
+        if self.sd is None:
+            return wilson(round(self.score * self.judged), self.judged)
+        half = Z95 * self.sd / math.sqrt(self.judged)
+        return self.score - half, self.score + half
 
 
 class CommonJudge:
@@ -99,7 +128,8 @@ class CommonJudge:
             text = ev.embed_text(pooled)  # [P, E]
             images = ev.embed_uint8(gen.pixels.reshape(p * n, *gen.pixels.shape[2:])).reshape(p, n, -1)  # [P, N, E]
         cosine = (images * text[:, None, :]).sum(-1)  # [P, N]
-        return Verdict(EVALUATOR_JUDGE, float(cosine.mean()), p * n)
+        return Verdict(EVALUATOR_JUDGE, float(cosine.mean()), p * n,
+                       float(cosine.std(ddof=1)) if cosine.size > 1 else 0.0)
 
     @staticmethod
     def _checked(gen: Generation, checker: Checker) -> Verdict:
