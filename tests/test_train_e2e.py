@@ -14,6 +14,7 @@ from conftest import LOG_HEADER
 from dalle.checkpoint import CheckpointError, load_into, load_tensors, model_config, read_config
 from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
+from dalle.datasets import open_training_data
 from dalle.data.captioned import CaptionedImages
 from dalle.evaluation.model_card import render_model_card
 from dalle.images import read_png_metadata
@@ -21,7 +22,9 @@ from dalle.models.discriminator import Discriminator
 from dalle.pipeline import TextToImagePipeline
 from dalle.shapes.world import Shape, render, single_caption
 from dalle.training import losses
-from dalle.training.trainer import LOG_FIELDS, Trainer, lr_scale, same_caption, setting_changes
+from dalle.training.objective import Batch, same_caption
+from dalle.training.state import setting_changes
+from dalle.training.trainer import LOG_FIELDS, Trainer, lr_scale
 
 TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "256", "--w-dim", "64",
               "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
@@ -54,10 +57,15 @@ def tiny_dataset() -> CaptionedImages:
     return CaptionedImages("tiny", images, [single_caption(*spec) for spec in specs], [[i] for i in range(6)])
 
 
+def shapes_trainer(model: ModelConfig, cfg: TrainConfig, **options) -> Trainer:
+    """A Trainer on the shapes world at the model's resolution, with the world's own `options`."""
+    return Trainer(model, cfg, open_training_data("shapes", model.resolution, options))
+
+
 def tiny_trainer(out, cache, **train) -> Trainer:
     cfg = TrainConfig(data="tiny", out=str(out), batch_size=4, threads=1, sample_every=100, checkpoint_every=100,
                       cache_dir=str(cache), **train)
-    return Trainer(dataclasses.replace(TINY_MODEL), cfg, dataset=tiny_dataset())
+    return Trainer(dataclasses.replace(TINY_MODEL), cfg, tiny_dataset())
 
 
 def test_training_writes_a_checkpoint_samples_and_log(trained):
@@ -115,7 +123,7 @@ def test_resume_continues_exactly(tmp_path, cache, recipe):
     def trainer(out):
         cfg = TrainConfig(data="shapes", out=str(out), batch_size=4, augment="translation,cutout", r1_every=2,
                           sample_every=100, checkpoint_every=100, cache_dir=str(cache), **recipe)
-        return Trainer(dataclasses.replace(TINY_MODEL), cfg)
+        return shapes_trainer(dataclasses.replace(TINY_MODEL), cfg)
 
     straight = trainer(tmp_path / "a")
     straight.run(max_steps=6)
@@ -196,7 +204,7 @@ LOSS_RECIPES = {  # id -> TrainConfig fields on top of the defaults
 @pytest.mark.parametrize("recipe", list(LOSS_RECIPES.values()), ids=list(LOSS_RECIPES))
 def test_every_loss_configuration_trains_under_bf16_autocast(tmp_path, cache, recipe):
     t = tiny_trainer(tmp_path / "run", cache, r1_every=2, **recipe)
-    t.autocast = True  # bf16 on this CPU even where it has no native bf16 (then it is only slow)
+    t.objective.autocast = True  # bf16 on this CPU even where it has no native bf16 (then it is only slow)
     cfg = t.cfg
     assert (t.E is not None) == (cfg.recon in ("posterior", "layout"))
     d_grads = {}
@@ -271,7 +279,7 @@ def test_init_from_starts_with_the_checkpoint_weights_and_fresh_optimizers(tmp_p
     cfg = TrainConfig(data="tiny", out=str(tmp_path / "third"), batch_size=4, threads=1, cache_dir=str(cache),
                       init_from=str(ck))
     with pytest.raises(CheckpointError, match="same model config") as e:
-        Trainer(dataclasses.replace(TINY_MODEL, w_dim=32), cfg, dataset=tiny_dataset())
+        Trainer(dataclasses.replace(TINY_MODEL, w_dim=32), cfg, tiny_dataset())
     assert str(e.value).startswith(str(ck)) and "\n" not in str(e.value)
     assert not (tmp_path / "third").exists()
 
@@ -283,7 +291,7 @@ def test_init_from_may_add_the_group_spread_head_to_d(tmp_path, cache):
     with_head = dataclasses.replace(TINY_MODEL, d_group_spread=True)
     cfg = TrainConfig(data="tiny", out=str(tmp_path / "second"), batch_size=4, threads=1, cache_dir=str(cache),
                       init_from=str(ck))
-    second = Trainer(with_head, cfg, dataset=tiny_dataset())
+    second = Trainer(with_head, cfg, tiny_dataset())
     shipped = load_tensors(ck, "discriminator")
     sd = second.D.state_dict()
     assert set(sd) - set(shipped) == {k for k in sd if k.startswith("group_spread.")} != set()
@@ -293,7 +301,7 @@ def test_init_from_may_add_the_group_spread_head_to_d(tmp_path, cache):
     ck_head = second.run(max_steps=1)  # saved with the head; a run without it cannot take its D
     cfg = dataclasses.replace(cfg, out=str(tmp_path / "third"), init_from=str(ck_head))
     with pytest.raises(CheckpointError, match="same model config"):
-        Trainer(dataclasses.replace(TINY_MODEL), cfg, dataset=tiny_dataset())
+        Trainer(dataclasses.replace(TINY_MODEL), cfg, tiny_dataset())
 
 
 @pytest.fixture(scope="module")
@@ -373,12 +381,13 @@ def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
     word-region term learns from the first step (its read-out starts at zero)."""
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), hard_negatives=1.0)
-    t = Trainer(dataclasses.replace(TINY_MODEL, d_word_attention=True), cfg)
-    real, text, text_wrong, idx, _ = t._batch()
+    t = shapes_trainer(dataclasses.replace(TINY_MODEL, d_word_attention=True), cfg)
+    batch = t.batch()
+    text_wrong, idx = batch.text_wrong, batch.idx
     for i, caption in enumerate(idx.tolist()):
-        near = t.dataset._near[caption]
+        near = t.data._near[caption]
         assert any(torch.equal(text_wrong.pooled[i], t.text_table[torch.tensor([j])].pooled[0]) for j in near)
-    t.autocast = True
+    t.objective.autocast = True
     for _ in range(2):
         stats = t.train_step()
         assert all(math.isfinite(v) for v in stats.values()), stats
@@ -388,9 +397,10 @@ def test_hard_negatives_and_word_region_match_train_under_bf16(tmp_path, cache):
 def test_g_ranks_its_own_caption_above_the_near_miss_of_each_caption_that_has_one(tmp_path, cache, monkeypatch):
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=8, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), near_miss_weight=2.0, diversity_weight=1.0)
-    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
-    _, _, _, idx, near = t._batch()
-    assert all(j in t.dataset._near[i] for i, j in zip(idx.tolist(), near.tolist()))
+    t = shapes_trainer(dataclasses.replace(TINY_MODEL), cfg)
+    batch = t.batch()
+    near = [t.text_table.pooled.tolist().index(row) for row in batch.near[0].pooled.tolist()]
+    assert all(j in t.data._near[i] for i, j in zip(batch.idx.tolist(), near))
     seen, original = {}, losses.near_miss_ranking_loss
 
     def ranking(own, near_logits, valid):
@@ -404,8 +414,8 @@ def test_g_ranks_its_own_caption_above_the_near_miss_of_each_caption_that_has_on
     # the diversity pairs repeat the first half's captions, and their near misses with them
     assert torch.equal(seen["valid"][:4], seen["valid"][4:8])
     with pytest.raises(ValueError, match="near_miss_weight"):
-        Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, near_miss_weight=-1.0))
-    with pytest.raises(ValueError, match="shapes world"):
+        shapes_trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, near_miss_weight=-1.0))
+    with pytest.raises(ValueError, match="supplies near misses"):
         tiny_trainer(tmp_path / "tiny", cache, near_miss_weight=1.0)
 
 
@@ -415,11 +425,14 @@ def test_d_ranks_a_real_images_own_caption_above_its_near_miss(tmp_path, cache):
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=8, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), d_near_miss_weight=100.0, r1_gamma=0.0,
                       contrastive_weight=0.0, lr_d=1e-3)
-    t = Trainer(dataclasses.replace(TINY_MODEL, d_word_order=True), cfg)
-    t.autocast = False  # fp32, so the step's own value can be checked exactly
-    real, text, text_wrong, idx, near = t._batch()
-    assert all(j in t.dataset._near[i] for i, j in zip(idx.tolist(), near.tolist()))
-    near_text, valid = t.text_table[near], near != idx
+    t = shapes_trainer(dataclasses.replace(TINY_MODEL, d_word_order=True), cfg)
+    t.objective.autocast = False  # fp32, so the step's own value can be checked exactly
+    batch = t.batch()
+    real, text, idx = batch.real, batch.text, batch.idx
+    near_text, valid = batch.near
+    near = torch.tensor([t.text_table.pooled.tolist().index(row) for row in near_text.pooled.tolist()])
+    assert all(j in t.data._near[i] for i, j in zip(idx.tolist(), near.tolist()))
+    assert torch.equal(valid, near != idx)
     assert valid.any()
 
     def ranking() -> float:
@@ -428,37 +441,17 @@ def test_d_ranks_a_real_images_own_caption_above_its_near_miss(tmp_path, cache):
             return losses.near_miss_ranking_loss(t.D.heads(r, text)[1], t.D.heads(r, near_text)[1], valid).item()
 
     before = ranking()
-    stats = t._d_step(real, text, text_wrong, same_caption(idx), (near_text, valid))
+    loss, stats = t.objective.d_loss(batch, r1=False)
+    t._optimise(t.opt_d, [t.D], loss)
     assert stats["near_miss_d"] == pytest.approx(before, rel=1e-4)
     assert ranking() < before
     assert "near_miss_d" in t.train_step()  # the training step passes them on
-    t0 = Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_near_miss_weight=0.0, out=str(tmp_path / "r0")))
+    t0 = shapes_trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_near_miss_weight=0.0, out=str(tmp_path / "r0")))
     assert "near_miss_d" not in t0.train_step()
     with pytest.raises(ValueError, match="d_near_miss_weight"):
-        Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_near_miss_weight=-1.0))
-    with pytest.raises(ValueError, match="shapes world"):
+        shapes_trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_near_miss_weight=-1.0))
+    with pytest.raises(ValueError, match="supplies near misses"):
         tiny_trainer(tmp_path / "tiny", cache, d_near_miss_weight=1.0)
-
-
-def test_closed_reconstruction_skips_captions_that_leave_the_layout_open(tmp_path, cache):
-    """recon_open=0: after the warm-up, only images whose caption places its shape are reconstructed
-    (0.25: the others at a quarter of the weight); during the warm-up every image is, in full."""
-    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
-                      checkpoint_every=100, cache_dir=str(cache), recon_open=0.0, recon_loss="l2")
-    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
-    placed = t.dataset.captions.index("a red circle at the top left")
-    pair = t.dataset.captions.index("a red circle left of a blue square")
-    seen = []
-    t._batch = lambda: _fixed_batch(t, [placed, pair, pair, pair])
-    t._g_step = lambda *a, recon_weight=None, **k: seen.append(recon_weight) or {}
-    t.train_step()
-    assert seen[-1].tolist() == [1.0, 0.0, 0.0, 0.0]
-    t.cfg.recon_open = 0.25
-    t.train_step()
-    assert seen[-1].tolist() == [1.0, 0.25, 0.25, 0.25]
-    t.cfg.warmup_kimg, t.images_seen = 1.0, 0  # in the warm-up every image is a target
-    t.train_step()
-    assert seen[-1] is None
 
 
 def test_diversity_term_acts_on_open_captions_after_the_warm_up(tmp_path, cache, monkeypatch):
@@ -466,10 +459,10 @@ def test_diversity_term_acts_on_open_captions_after_the_warm_up(tmp_path, cache,
     compares only the pairs whose caption leaves the layout open; during the warm-up there are no pairs."""
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), diversity_weight=1.0)
-    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
-    placed = t.dataset.captions.index("a red circle at the top left")
-    pair = t.dataset.captions.index("a red circle left of a blue square")
-    t._batch = lambda: _fixed_batch(t, [placed, pair, placed, placed])
+    t = shapes_trainer(dataclasses.replace(TINY_MODEL), cfg)
+    placed = t.data.captions.index("a red circle at the top left")
+    pair = t.data.captions.index("a red circle left of a blue square")
+    t.batch = lambda: _fixed_batch(t, [placed, pair, placed, placed])
     compared = []
     div = losses.g_diversity_loss
     monkeypatch.setattr(losses, "g_diversity_loss", lambda a, b, za, zb, cap: compared.append(
@@ -477,10 +470,10 @@ def test_diversity_term_acts_on_open_captions_after_the_warm_up(tmp_path, cache,
     stats = t.train_step()
     assert compared == [(1, False)]  # the pair's two images, from two z; not the placed circle's
     assert stats["diversity"] >= 0
-    t._batch = lambda: _fixed_batch(t, [placed, placed, pair, pair])  # no open caption in the first half
+    t.batch = lambda: _fixed_batch(t, [placed, placed, pair, pair])  # no open caption in the first half
     assert "diversity" not in t.train_step() and len(compared) == 1
     t.cfg.warmup_kimg, t.images_seen = 1.0, 0
-    t._batch = lambda: _fixed_batch(t, [placed, pair, placed, placed])
+    t.batch = lambda: _fixed_batch(t, [placed, pair, placed, placed])
     assert "diversity" not in t.train_step() and len(compared) == 1
 
 
@@ -490,8 +483,8 @@ def test_group_spread_game_trains_d_and_g_on_groups_of_one_caption(tmp_path, cac
     model = dataclasses.replace(TINY_MODEL, d_group_spread=True)
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), group_size=2, spread_weight=1.0)
-    t = Trainer(model, cfg)
-    _, _, _, idx, _ = t._batch()
+    t = shapes_trainer(model, cfg)
+    idx = t.batch().idx
     assert idx[0] == idx[1] and idx[2] == idx[3]
     calls = []
     judge = t.D.spread_logits
@@ -511,11 +504,11 @@ def test_spread_pairs_weighs_the_pairs_groups_in_the_spread_game(tmp_path, cache
     """spread_pairs=0: a pair's group takes no part in D's or G's spread loss; the other groups keep weight 1."""
     model = dataclasses.replace(TINY_MODEL, d_group_spread=True)
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
-                      checkpoint_every=100, cache_dir=str(cache), group_size=2, spread_weight=1.0, spread_pairs=0.0)
-    t = Trainer(model, cfg)
+                      checkpoint_every=100, cache_dir=str(cache), group_size=2, spread_weight=1.0)
+    t = shapes_trainer(model, cfg, spread_pairs=0.0)
     pair, placed = "a red circle left of a blue square", "a red circle at the top left"
-    pair, placed = t.dataset.captions.index(pair), t.dataset.captions.index(placed)
-    t._batch = lambda: _fixed_batch(t, [pair, pair, placed, placed])
+    pair, placed = t.data.captions.index(pair), t.data.captions.index(placed)
+    t.batch = lambda: _fixed_batch(t, [pair, pair, placed, placed])
     weights = []
     d_loss, g_loss = losses.d_realism_loss, losses.g_realism_loss
     monkeypatch.setattr(losses, "d_realism_loss", lambda r, f, w=None: weights.append(("d", w)) or d_loss(r, f, w))
@@ -523,7 +516,7 @@ def test_spread_pairs_weighs_the_pairs_groups_in_the_spread_game(tmp_path, cache
     t.train_step()
     spread = [(side, w.tolist()) for side, w in weights if w is not None]
     assert spread == [("d", [0.0, 1.0]), ("g", [0.0, 1.0])]
-    t.cfg.spread_pairs, weights[:] = 1.0, []
+    t.data.opts.spread_pairs, weights[:] = 1.0, []
     t.train_step()  # at 1 no weight is made: the game is as without the setting
     assert all(w is None for _, w in weights) and len(weights) == 5  # D: realism, spread; G: realism, joint, spread
 
@@ -537,13 +530,14 @@ def test_spread_pairs_weighs_the_pairs_groups_in_the_spread_game(tmp_path, cache
 ])
 def test_group_spread_settings_are_checked(tmp_path, cache, settings, message):
     model = dataclasses.replace(TINY_MODEL, d_group_spread=settings.pop("model", False))
+    options = {k: settings.pop(k) for k in list(settings) if k == "spread_pairs"}
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), **settings)
     with pytest.raises(ValueError, match=message):
-        Trainer(model, cfg)
+        shapes_trainer(model, cfg, **options)
 
 
-def test_groups_need_the_shapes_world(tmp_path, cache):
-    with pytest.raises(ValueError, match="shapes world"):
+def test_groups_need_a_dataset_that_draws_a_caption_again(tmp_path, cache):
+    with pytest.raises(ValueError, match="draw a caption again"):
         tiny_trainer(tmp_path / "tiny", cache, group_size=2)
 
 
@@ -552,10 +546,10 @@ def test_layout_reconstruction_takes_open_captions_z_from_the_encoder(tmp_path, 
     second half they are the GAN's alone. Captions that place their shape are reconstructed from a prior z."""
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(cache), recon="layout")
-    t = Trainer(dataclasses.replace(TINY_MODEL), cfg)
-    placed = t.dataset.captions.index("a red circle at the top left")
-    pair = t.dataset.captions.index("a red circle left of a blue square")
-    t._batch = lambda: _fixed_batch(t, [placed, pair, pair, placed])
+    t = shapes_trainer(dataclasses.replace(TINY_MODEL), cfg)
+    placed = t.data.captions.index("a red circle at the top left")
+    pair = t.data.captions.index("a red circle left of a blue square")
+    t.batch = lambda: _fixed_batch(t, [placed, pair, pair, placed])
     encoded, weights = [], []
     encode = t.E.forward
     monkeypatch.setattr(t.E, "forward", lambda images, text: encoded.append(len(images)) or encode(images, text))
@@ -592,25 +586,18 @@ def test_layout_encoder_sees_where_the_shapes_are_not_their_colours():
     assert (mu_moved - mu[:1]).abs().max() > 0.05 * mu.abs().max()  # a moved one: another z
 
 
-def test_open_reconstruction_weight_is_refused_outside_the_shapes_world_and_below_0(tmp_path, cache):
-    with pytest.raises(ValueError, match="shapes world"):
-        tiny_trainer(tmp_path / "run", cache, recon_open=0.0)
-    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), recon_open=-0.5)
-    with pytest.raises(ValueError, match="recon_open"):
-        Trainer(dataclasses.replace(TINY_MODEL), cfg)
-
-
 def _fixed_batch(t: Trainer, caption_indices: list[int]):
     """A batch of real shapes images whose captions are the given ones (images are blank: only the captions matter)."""
     idx = torch.tensor(caption_indices)
     real = torch.ones(len(idx), 3, 32, 32)
-    return real, t.text_table[idx], t.text_table[idx.roll(1)], idx, None
+    weights = t.data.group_weights(idx[::t.cfg.group_size]) if t.cfg.spread_weight > 0 else None
+    return Batch(real, t.text_table[idx], t.text_table[idx.roll(1)], idx, group_weights=weights)
 
 
 def test_hard_negatives_outside_0_1_are_refused(tmp_path, cache):
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), hard_negatives=1.5)
     with pytest.raises(ValueError, match="hard_negatives"):
-        Trainer(dataclasses.replace(TINY_MODEL), cfg)
+        shapes_trainer(dataclasses.replace(TINY_MODEL), cfg)
 
 
 # ---------------------------------------------------------------------- data-parallel gradients
@@ -680,13 +667,14 @@ def test_two_ranks_on_half_batches_get_the_gradients_of_one_rank_on_the_whole_ba
 def test_nearest_z_reconstructs_from_the_closest_of_k_draws(tmp_path, cache):
     """recon_candidates=K: for each real image the G step uses the z whose image is nearest to it, out of K draws."""
     t = tiny_trainer(tmp_path / "run", cache, recon_candidates=4)
-    t.autocast = False  # fp32 both here and in the replay below, so the nearest draw is the same one
-    real, text, _, _, _ = t._batch()
+    t.objective.autocast = False  # fp32 both here and in the replay below, so the nearest draw is the same one
+    batch = t.batch()
+    real, text = batch.real, batch.text
     eps = torch.zeros(real.shape[0], TINY_MODEL.cond_dim)
     state = t.torch_rng.get_state()
-    chosen = t._nearest_z(eps, text, real)
+    chosen = t.objective.nearest_z(eps, text, real)
     t.torch_rng.set_state(state)
-    draws = torch.stack([t._noise(real.shape[0])[0] for _ in range(4)])  # the same K draws, replayed
+    draws = torch.stack([t.objective.noise(real.shape[0])[0] for _ in range(4)])  # the same K draws, replayed
     with torch.no_grad():
         dists = torch.stack([(t.G(z, text, eps=eps)[0].float() - real).pow(2).flatten(1).mean(1) for z in draws])
     best = dists.argmin(0)
@@ -699,22 +687,23 @@ def test_nearest_z_reconstructs_from_the_closest_of_k_draws(tmp_path, cache):
 def test_nearest_z_searches_only_the_reconstructed_images(tmp_path, cache):
     """With a mask, only the masked images get the nearest of K draws; the others keep their first draw."""
     t = tiny_trainer(tmp_path / "run", cache, recon_candidates=3)
-    t.autocast = False
-    real, text, _, _, _ = t._batch()
+    t.objective.autocast = False
+    batch = t.batch()
+    real, text = batch.real, batch.text
     b = real.shape[0]
     eps = torch.zeros(b, TINY_MODEL.cond_dim)
     where = torch.arange(b) % 2 == 0
     state = t.torch_rng.get_state()
-    chosen = t._nearest_z(eps, text, real, where)
+    chosen = t.objective.nearest_z(eps, text, real, where)
     t.torch_rng.set_state(state)
-    draws = torch.stack([t._noise(b)[0] for _ in range(3)])
+    draws = torch.stack([t.objective.noise(b)[0] for _ in range(3)])
     assert torch.equal(chosen[~where], draws[0][~where])  # not reconstructed: a plain prior draw
     with torch.no_grad():
         dists = torch.stack([(t.G(z, text, eps=eps)[0].float() - real).pow(2).flatten(1).mean(1) for z in draws])
     best = dists.argmin(0)
     assert torch.equal(chosen[where], draws[best, torch.arange(b)][where])
     t.torch_rng.set_state(state)
-    assert torch.equal(t._nearest_z(eps, text, real, torch.zeros(b, dtype=torch.bool)), draws[0])
+    assert torch.equal(t.objective.nearest_z(eps, text, real, torch.zeros(b, dtype=torch.bool)), draws[0])
 
 
 def test_recon_candidates_need_prior_reconstruction(tmp_path, cache):
@@ -752,90 +741,6 @@ def test_the_log_records_both_near_miss_rankings(tmp_path, cache):
     with open(out / "log.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert float(row["near_miss_d"]) > 0 and float(row["near_miss_g"]) > 0  # softplus ranking losses are positive
-
-
-@pytest.mark.parametrize("pair_layout", ["any", "center"])
-def test_seeded_layouts_reconstruct_each_caption_as_its_z_draws_it(tmp_path, cache, monkeypatch, pair_layout):
-    """--seeded-layouts: G's reconstruction target is its caption drawn with what the caption leaves open read from
-    G's own z (`ShapesWorld.render_seeded`, pairs within --pair-layout), not the batch's real image; other z, other
-    target."""
-    from dalle.images import uint8_to_tensor
-    from dalle.shapes.world import NOISE_DIMS
-
-    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
-                      checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, warmup_kimg=1.0,
-                      pair_layout=pair_layout)
-    t = Trainer(dataclasses.replace(TINY_MODEL, z_dim=NOISE_DIMS + 3), cfg)
-    captions = ["a red circle", "three blue squares", "a green triangle above a black circle", "a red circle"]
-    idx = [t.dataset.captions.index(c) for c in captions]
-    t._batch = lambda: _fixed_batch(t, idx)  # blank real images: a target drawn from them would be blank
-    drawn, targets = [], []
-    noise = t._noise
-    monkeypatch.setattr(t, "_noise", lambda b: drawn.append(noise(b)) or drawn[-1])
-    rec = losses.reconstruction_loss
-    monkeypatch.setattr(losses, "reconstruction_loss",
-                        lambda images, target, kind="l1", weight=None: targets.append(target) or rec(images, target, kind, weight))
-    t.train_step()  # in the warm-up: one G step, one draw of z
-    z = drawn[0][0]
-    want = uint8_to_tensor(t.dataset.render_seeded(np.array(idx), z[:, :NOISE_DIMS].numpy(), pair_layout))
-    assert len(targets) == 1 and torch.equal(targets[0], want)
-    assert (targets[0] < 0.9).any(dim=1).flatten(1).any(1).all()  # every target has ink: none is the blank real image
-    assert not torch.equal(targets[0][0], targets[0][3])  # one caption, two seeds: two drawings
-
-
-def test_seeded_layouts_can_leave_the_pairs_to_their_real_images(tmp_path, cache, monkeypatch):
-    """seeded_pairs=False: a pair's target is its real image and, after the warm-up, it is weighed by recon_open;
-    the other captions' targets are drawn from z and, having one right image per seed, keep the full weight."""
-    from dalle.images import uint8_to_tensor
-    from dalle.shapes.world import NOISE_DIMS
-
-    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
-                      checkpoint_every=100, cache_dir=str(cache), seeded_layouts=True, seeded_pairs=False,
-                      warmup_kimg=1.0, recon_open=0.0)
-    t = Trainer(dataclasses.replace(TINY_MODEL, z_dim=NOISE_DIMS + 3), cfg)
-    captions = ["a red circle", "a green triangle above a black circle", "three blue squares",
-                "a red circle at the top left"]
-    idx = [t.dataset.captions.index(c) for c in captions]
-    t._batch = lambda: _fixed_batch(t, idx)  # blank real images
-    drawn, calls = [], []
-    noise = t._noise
-    monkeypatch.setattr(t, "_noise", lambda b: drawn.append(noise(b)) or drawn[-1])
-    rec = losses.reconstruction_loss
-    monkeypatch.setattr(losses, "reconstruction_loss", lambda images, target, kind="l1", weight=None:
-                        calls.append((target, weight)) or rec(images, target, kind, weight))
-    t.train_step()  # in the warm-up: every image is a target, in full
-    (target, weight), z = calls[0], drawn[0][0]
-    want = uint8_to_tensor(t.dataset.render_seeded(np.array(idx), z[:, :NOISE_DIMS].numpy()))
-    assert weight is None
-    assert torch.equal(target[1], torch.ones(3, 32, 32))  # the pair: its (blank) real image
-    for i in (0, 2, 3):
-        assert torch.equal(target[i], want[i])
-    t.images_seen = 1000  # after the warm-up: the pair is left to the GAN (recon_open=0), the others kept
-    weights = []
-    t._g_step = lambda *a, recon_weight=None, **k: weights.append(recon_weight) or {}
-    t._d_step = lambda *a, **k: {}
-    t.train_step()
-    assert weights[0].tolist() == [1.0, 0.0, 1.0, 1.0]
-
-
-@pytest.mark.parametrize("settings, message", [
-    (dict(recon="posterior"), "recon prior"),
-    (dict(recon_candidates=4), "one candidate"),
-    (dict(z_dim=16), "z_dim"),
-    (dict(pair_layout="center", seeded_pairs=False), "seeded-pairs true"),
-    (dict(pair_layout="diagonal"), "pair_layout"),
-])
-def test_seeded_layouts_settings_are_checked(tmp_path, cache, settings, message):
-    model = dataclasses.replace(TINY_MODEL, z_dim=settings.pop("z_dim", 40))
-    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, cache_dir=str(cache), seeded_layouts=True,
-                      **settings)
-    with pytest.raises(ValueError, match=message):
-        Trainer(model, cfg)
-
-
-def test_seeded_layouts_need_the_shapes_world(tmp_path, cache):
-    with pytest.raises(ValueError, match="shapes world"):
-        tiny_trainer(tmp_path / "tiny", cache, seeded_layouts=True)
 
 
 def test_the_shapes_preset_runs_as_given(tmp_path, cache):

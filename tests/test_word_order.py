@@ -11,6 +11,7 @@ from dalle.models.discriminator import Discriminator
 from dalle.models.generator import Generator
 from dalle.models.word_order import WordOrder
 from dalle.text_encoder import TextCondition, fixed_length
+from dalle.datasets import open_training_data
 from dalle.training.trainer import Trainer
 
 TEXT_DIM, LENGTH = 16, 6
@@ -65,7 +66,7 @@ TINY = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, w_dim=64
 def test_g_and_d_read_the_code_and_training_fits_it_to_the_captions(tmp_path):
     cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=4, threads=1, sample_every=100,
                       checkpoint_every=100, cache_dir=str(tmp_path / "cache"), hard_negatives=0.5)
-    t = Trainer(dataclasses.replace(TINY), cfg)
+    t = Trainer(dataclasses.replace(TINY), cfg, open_training_data("shapes", TINY.resolution))
     assert t.G.mapping.ca.proj.in_features == t.D.text_proj[0].in_features == 6 * 8
     expected = WordOrder(TINY.text_dim, 6, 8)
     expected.fit(t.text_table)

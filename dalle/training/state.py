@@ -38,11 +38,10 @@ ADDABLE_D_HEADS = ("d_group_spread",)
 
 
 def setting_changes(before: dict, after: dict) -> dict[str, list]:
-    """{name: [old, new]} for the learning-relevant settings that differ (JSON-normalised). A setting that only
-    one side names (another dataset's options, a retired setting) is not a change."""
+    """{name: [old, new]} for the learning-relevant settings that differ (JSON-normalised)."""
     norm = lambda d: json.loads(json.dumps({k: v for k, v in d.items() if k not in BOOKKEEPING}))  # noqa: E731
     a, b = norm(before), norm(after)
-    return {k: [a[k], b[k]] for k in sorted(set(a) & set(b)) if a[k] != b[k]}
+    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
 def run_model_config(given: ModelConfig, given_fields: set[str], out: str | Path, resume: bool,

@@ -293,7 +293,10 @@ class Trainer:
         if any(saved_model[k] != getattr(self.model_cfg, k) for k in fixed):
             raise CheckpointError(f"{folder / 'state.json'}: run was started with a different model config")
         self.history = meta.get("history", [])
-        changed = state.setting_changes({**saved_model, **meta["train"]}, {**self.model_cfg.to_dict(), **self.settings()})
+        now = {**self.model_cfg.to_dict(), **self.settings()}
+        # a setting only the saved run names (another dataset's option, a retired one) is no change
+        saved = {k: v for k, v in {**saved_model, **meta["train"]}.items() if k in now}
+        changed = state.setting_changes(saved, now)
         if changed:
             self.history.append({"step": meta["step"], "kimg": round(meta["images_seen"] / 1000, 1), "changed": changed})
         rngs = state.load(folder, meta, self._modules(), self._optimizers(), self.data_rng, self.device)
