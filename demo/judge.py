@@ -129,7 +129,7 @@ class CommonJudge:
             images = ev.embed_uint8(gen.pixels.reshape(p * n, *gen.pixels.shape[2:])).reshape(p, n, -1)  # [P, N, E]
         cosine = (images * text[:, None, :]).sum(-1)  # [P, N]
         return Verdict(EVALUATOR_JUDGE, float(cosine.mean()), p * n,
-                       float(cosine.std(ddof=1)) if cosine.size > 1 else 0.0)
+                       float(np.asarray(cosine, dtype=np.float64).std(ddof=1)) if p * n > 1 else 0.0)
 
     @staticmethod
     def _checked(gen: Generation, checker: Checker) -> Verdict:

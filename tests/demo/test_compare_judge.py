@@ -56,3 +56,13 @@ def test_compare_defaults_rank_shapes_32_above_its_early_snapshot() -> None:
     lo = float(table.loc["shapes-32", "95% interval"].split("–")[0])
     hi = float(table.loc["shapes-32-early", "95% interval"].split("–")[1])
     assert lo > hi, table  # the intervals part: the difference is not the luck of a few images
+
+
+@pytest.mark.skipif(not (SHIPPED / "evaluator" / "evaluator.safetensors").is_file(), reason="no shipped evaluator")
+def test_the_emoji_cosine_has_a_mean_interval() -> None:
+    service = ModelService(SHIPPED, capacity=4)
+    gen = service.generate("red heart\nfire", 3, 0.7, 4, "emoji-32")
+    verdict = service.common_judge(gen)
+    assert verdict.judged == 8 and verdict.sd is not None and verdict.sd > 0
+    lo, hi = verdict.interval
+    assert lo < verdict.score < hi and hi - lo == pytest.approx(2 * 1.959964 * verdict.sd / 8 ** 0.5)
