@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ModelConfig, TrainConfig
-from .datasets import KINDS
+from .datasets import KINDS, known_kind
 
 
 def parse_bool(text: str) -> bool:
@@ -233,7 +233,8 @@ def cmd_probe_layouts(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     dataset = read_config(args.checkpoint).get("dataset", {}).get("name")
-    if dataset != "shapes":
+    kind = known_kind(dataset)
+    if kind is None or kind.checker is None:  # the probe finds objects with the dataset's analytic checker
         raise ValueError(f"probe-layouts needs a shapes checkpoint; {args.checkpoint} was trained on {dataset!r}")
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device="cpu")
     print(json.dumps(seed_layouts(pipe, args.prompts, args.seeds, args.truncation, args.seed)))

@@ -15,11 +15,11 @@ mutmut="$root/.venv/bin/mutmut"
 
 for module in "$@"; do
   case "$module" in
-    losses) file=dalle/training/losses.py; tests=tests/test_losses.py; names=("dalle.training.losses.*") ;;
-    stats) file=dalle/evaluation/stats.py; tests=tests/test_stats.py; names=("dalle.evaluation.stats.*") ;;
-    generator) file=dalle/models/generator.py; tests=tests/test_generator.py
+    losses) file=dalle/training/losses.py; tests=tests/training/test_losses.py; names=("dalle.training.losses.*") ;;
+    stats) file=dalle/evaluation/stats.py; tests=tests/evaluation/test_stats.py; names=("dalle.evaluation.stats.*") ;;
+    generator) file=dalle/models/generator.py; tests=tests/models/test_generator.py
                names=("dalle.models.generator.x_truncate__mutmut_*" "dalle.models.generator.*conditional_center__mutmut_*") ;;
-    checker) file=dalle/shapes/checker.py; tests=tests/test_shapes_checker.py
+    checker) file=dalle/shapes/checker.py; tests=tests/shapes/test_checker.py
              names=("dalle.shapes.checker.*") ;;
     *) echo "usage: scripts/mutation.sh {losses|stats|generator|checker} ..." >&2; exit 2 ;;
   esac

@@ -8,7 +8,7 @@ chromium="${1:-/usr/bin/chromium}"
 fail() {
   cat >&2 <<MSG
 test.sh: $chromium is missing and could not be installed ($1).
-The browser test (tests/test_browser.py) drives Debian's chromium. Either
+The browser test (tests/demo/test_browser.py) drives Debian's chromium. Either
   - install it yourself:  sudo apt-get install chromium   (then run ./test.sh again), or
   - run the tests without the browser test:  ./test.sh -m "not browser"
 MSG

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dalle.checkpoint import copy_checkpoint
+from dalle.config import ModelConfig
 from scripts.screenshot import AppDidNotStart, free_port, stop, wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +28,13 @@ LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g"
               "d_real_acc", "match_acc", "contrastive_d", "contrastive_g", "recon", "vae_kl", "near_miss_d",
               "near_miss_g", "spread_d", "spread_g", "img_per_s", "elapsed_s", "lr_scale"]
 LOG_HEADER = ",".join(LOG_FIELDS) + "\n"
+
+# A tiny model for training tests: flags for the command line, and the same as a config
+TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "256", "--w-dim", "64",
+              "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
+              "--batch-size", "4", "--threads", "1"]
+TINY_MODEL = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, w_dim=64, z_dim=16, cond_dim=16,
+                         embed_dim=64, attn_dim=16, max_tokens=8)
 
 
 @pytest.fixture(autouse=True)

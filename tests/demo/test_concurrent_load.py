@@ -8,7 +8,7 @@
 * Memory: the server's RSS after 1,000 requests is within 10% of its RSS after the first 100
   (cheap raw-HTTP requests, measured before the load test).
 
-Reproduce: `.venv/bin/python -m pytest tests/test_load.py -s` (numbers in the output and in
+Reproduce: `.venv/bin/python -m pytest tests/demo/test_concurrent_load.py -s` (numbers in the output and in
 <pytest tmp>/load0/load-results.json).
 """
 

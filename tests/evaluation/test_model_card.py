@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dalle.evaluation.model_card import render_model_card
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def _folder_with(tmp_path, source: str, disc_update: dict):

@@ -9,28 +9,22 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import LOG_HEADER
+from conftest import LOG_HEADER, TINY_FLAGS, TINY_MODEL
 
 from dalle.checkpoint import CheckpointError, load_into, load_tensors, model_config, read_config
 from dalle.cli import main
 from dalle.config import ModelConfig, TrainConfig
-from dalle.datasets import open_training_data
 from dalle.data.captioned import CaptionedImages
+from dalle.datasets import open_training_data
 from dalle.evaluation.model_card import render_model_card
 from dalle.images import read_png_metadata
 from dalle.models.discriminator import Discriminator
 from dalle.pipeline import TextToImagePipeline
 from dalle.shapes.world import Shape, render, single_caption
 from dalle.training import losses
-from dalle.training.objective import Batch, same_caption
+from dalle.training.objective import Batch
 from dalle.training.state import setting_changes
 from dalle.training.trainer import LOG_FIELDS, Trainer, lr_scale
-
-TINY_FLAGS = ["--resolution", "32", "--channel-base", "128", "--d-channel-base", "256", "--w-dim", "64",
-              "--z-dim", "16", "--cond-dim", "16", "--embed-dim", "64", "--attn-dim", "16", "--max-tokens", "8",
-              "--batch-size", "4", "--threads", "1"]
-TINY_MODEL = ModelConfig(resolution=32, channel_base=128, d_channel_base=256, w_dim=64, z_dim=16, cond_dim=16,
-                         embed_dim=64, attn_dim=16, max_tokens=8)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from dalle.evaluation.code_version import PACKAGE, code_files, code_hash
 from dalle.evaluation.metrics_io import read_metrics
 
-SHIPPED_METRICS = sorted((Path(__file__).resolve().parents[1] / "checkpoints").glob("*/metrics.json"))
+SHIPPED_METRICS = sorted((Path(__file__).resolve().parents[2] / "checkpoints").glob("*/metrics.json"))
 
 
 def test_code_files_are_what_evaluation_and_generation_import():

@@ -2,7 +2,6 @@
 and the CLI on the shipped shapes checkpoint (real renders give the known answers)."""
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from dalle.shapes.checker import caption_kind
 from dalle.shapes.probes.layout import distinct_layouts, layout
 from dalle.shapes.world import Shape, render
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def _image(*cells: str) -> np.ndarray:

@@ -10,7 +10,7 @@ import re
 import shlex
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOP_LEVEL = ("runs/", "data/", "benchmarks/", ".venv/", "venv/", "tests/", ".git/")  # never sent
 ANYWHERE = ("train_state/", "state/", "__pycache__/")  # a training run's resume state, bytecode
 LIMIT_BYTES = 100 * 1000 * 1000

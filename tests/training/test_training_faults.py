@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_FLAGS
 from safetensors.torch import load_file
-from test_train_e2e import TINY_FLAGS
 
 import dalle.checkpoint as ckpt_mod
 from dalle.checkpoint import CheckpointError, load_into, read_config, save_checkpoint
@@ -36,7 +36,7 @@ from dalle.config import ModelConfig
 from dalle.models.discriminator import Discriminator
 from dalle.models.generator import Generator
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STEPS = 40  # total steps of the killed+resumed run and of the reference run
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -28,7 +28,7 @@ def test_no_measurement_no_line(tmp_path):
 
 
 def test_shipped_shapes_checkpoint_gets_its_measured_line():
-    folder = Path(__file__).resolve().parent.parent / "checkpoints" / "shapes-32"
+    folder = Path(__file__).resolve().parents[2] / "checkpoints" / "shapes-32"
     auroc = json.loads((folder / "metrics.json").read_text())["discriminator"]["generated_match_auroc"]
     line = match_trust(folder)
     assert f"AUROC {auroc:.2f}" in line

@@ -14,7 +14,7 @@ from dalle.shapes.probes.match import near_miss_accuracy, train_match_head
 from dalle.shapes.world import ShapesWorld
 from dalle.text_encoder import TextCondition
 
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shapes-32"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "shapes-32"
 TINY = ModelConfig(resolution=32, d_channel_base=256, embed_dim=32)
 
 

@@ -8,7 +8,7 @@ from dalle.checkpoint import read_config
 from dalle.evaluation.metrics_io import read_metrics
 from dalle.evaluation.report import results_table
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 

@@ -7,11 +7,11 @@ import torch
 
 from dalle.checkpoint import load_into
 from dalle.config import ModelConfig, TrainConfig
+from dalle.datasets import open_training_data
 from dalle.models.discriminator import Discriminator
 from dalle.models.generator import Generator
 from dalle.models.word_order import WordOrder
 from dalle.text_encoder import TextCondition, fixed_length
-from dalle.datasets import open_training_data
 from dalle.training.trainer import Trainer
 
 TEXT_DIM, LENGTH = 16, 6

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dalle.evaluation.emoji import R_PRECISION_DISTRACTORS, emoji_reference
 from dalle.evaluation.emoji_data import (
     HELDOUT_FRACTION,
     HELDOUT_RULE,
@@ -18,9 +19,8 @@ from dalle.evaluation.emoji_data import (
     is_heldout_label,
     label_split,
 )
-from dalle.evaluation.emoji import R_PRECISION_DISTRACTORS, emoji_reference
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_EVALUATOR = REPO / "checkpoints" / "evaluator" / "config.json"
 EMOJI_ENTRIES = REPO / "data" / "emoji" / "emoji-32.json"
 

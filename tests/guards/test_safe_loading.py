@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*REPO.joinpath("dalle").rglob("*.py"), *REPO.joinpath("demo").rglob("*.py"), REPO / "app.py"])
 
 FORBIDDEN_CALLS = {  # fully qualified name -> why

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_flags_are_parsed():
