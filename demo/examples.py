@@ -62,14 +62,14 @@ COMPARE_PROMPTS = {"shapes": ("a large red circle at the top left", "a black tri
 
 def compare_default(found: dict[str, CheckpointInfo]) -> tuple[list[str], str]:
     """(checkpoints, prompts) the Compare tab starts on: two checkpoints of one dataset (the dataset with the
-    most checkpoints, shapes on a tie) and that dataset's compare prompts (`COMPARE_PROMPTS`, else its
-    first curated prompts). When no dataset has two, the most trained other checkpoint makes up the pair."""
+    most checkpoints; on a tie, one with compare prompts) and that dataset's compare prompts
+    (`COMPARE_PROMPTS`, else its first curated prompts). When no dataset has two, the most trained other checkpoint makes up the pair."""
     by_dataset: dict[str, list[CheckpointInfo]] = {}
     for c in found.values():
         by_dataset.setdefault(c.dataset.lower(), []).append(c)
     if not by_dataset:
         return [], ""
-    dataset = max(by_dataset, key=lambda d: (len(by_dataset[d]), d == "shapes"))
+    dataset = max(by_dataset, key=lambda d: (len(by_dataset[d]), d in COMPARE_PROMPTS))
     picked = [c.name for c in sorted(by_dataset[dataset], key=lambda c: (-c.step, c.name))[:2]]
     others = sorted((c for c in found.values() if c.name not in picked), key=lambda c: (-c.step, c.name))
     picked += [c.name for c in others[:2 - len(picked)]]
