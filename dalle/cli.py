@@ -132,7 +132,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"trained: step {cfg.get('step', 0):,}, {(cfg.get('images_seen') or 0) / 1000:.1f}k images, "
           f"{compute.get('wall_time_s', 0) / 60:.0f} min on {compute.get('device', '?')}")
     if compute.get("command"):
-        print(f"command: {compute['command']}")
+        from .presets import command_note
+
+        shown, note = command_note(compute["command"])
+        print(f"command: {shown}" + (f"\n  ({note})" if note else ""))
     if metrics.exists():
         for name, value in summary(read_metrics(metrics)).items():
             print(f"  {name}: {'-' if value is None else round(value, 3)}")

@@ -38,3 +38,78 @@ def preset_configs(name: str, **overrides) -> tuple[ModelConfig, TrainConfig, di
     train = TrainConfig(**{k: v for k, v in values.items() if k in fields(TrainConfig)})
     options = {k: v for k, v in values.items() if k not in fields(ModelConfig) | fields(TrainConfig)}
     return model, train, options
+
+
+def _field_defaults() -> dict[str, object]:
+    """{field name: default} of every `train` flag that takes a value: the model and training configs and every
+    dataset's own options."""
+    from .datasets import option_fields
+
+    def default(f: dataclasses.Field):
+        return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+    values = {f.name: default(f) for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)}
+    values.update({name: default(f) for name, (_, f) in option_fields().items()})
+    return values
+
+
+def _same_value(texts: list[str], preset_value, default) -> bool:
+    """Whether a flag's words on the command line give the preset's value, read with the field's type (booleans as
+    the CLI reads them: 1/true/yes/on)."""
+    try:
+        if isinstance(default, bool):
+            return len(texts) == 1 and (texts[0].lower() in ("1", "true", "yes", "on")) == preset_value
+        if isinstance(default, (tuple, list)):
+            return [float(t) for t in texts] == [float(v) for v in preset_value]
+        return len(texts) == 1 and type(default)(texts[0]) == preset_value
+    except (TypeError, ValueError):
+        return False
+
+
+def effective_command(recorded: str) -> tuple[str, list[str]]:
+    """(the command to show, the recorded flags it leaves out) for a checkpoint's recorded training command.
+
+    Where a flag after `--preset NAME` only repeats that preset's current value (field names with dashes, values
+    compared with the field's type), the flag is left out: `python -m dalle train --preset shapes --seeded-pairs
+    true` shows as `python -m dalle train --preset shapes`, with ["--seeded-pairs true"] left out. Flags that
+    differ from the preset, or that it does not set, stay. A command without a known preset comes back as it is.
+    """
+    import shlex
+
+    try:
+        words = shlex.split(recorded)
+    except ValueError:
+        return recorded, []
+    groups: list[list[str]] = []  # [flag, value words...]
+    head: list[str] = []
+    for word in words:
+        if word.startswith("--"):
+            groups.append(word.split("=", 1) if "=" in word else [word])
+        elif groups:
+            groups[-1].append(word)
+        else:
+            head.append(word)
+    preset = next((g[1] for g in groups if g[0] == "--preset" and len(g) == 2), None)
+    if preset not in PRESETS:
+        return recorded, []
+    values, defaults = PRESETS[preset], _field_defaults()
+    kept, left_out = [], []
+    for group in groups:
+        name = group[0][2:].replace("-", "_")
+        if name in values and name in defaults and _same_value(group[1:], values[name], defaults[name]):
+            left_out.append(shlex.join(group))
+        else:
+            kept += group
+    if not left_out:
+        return recorded, []
+    return shlex.join(head + kept), left_out
+
+
+def command_note(recorded: str) -> tuple[str, str]:
+    """(the command to show, a note on the flags it leaves out, "" when none) for a recorded training command; the
+    wording `python -m dalle info` and the model card share."""
+    shown, left_out = effective_command(recorded)
+    if not left_out:
+        return shown, ""
+    return shown, (f"recorded as `{recorded}`; its extra flags `{' '.join(left_out)}` equal the preset's current "
+                   "values")

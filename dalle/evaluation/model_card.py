@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..checkpoint import read_config
 from ..datasets import known_kind
+from ..presets import command_note
 from .metrics_io import read_metrics
 from .report import format_table
 
@@ -36,6 +37,14 @@ def _history_lines(history: list[dict]) -> list[str]:
         changes = ", ".join(f"{k} {'not set' if old is None else old} → {new}" for k, (old, new) in h["changed"].items())
         lines.append(f"- resumed at step {h['step']:,} ({h['kimg']} kimg) with changed settings: {changes}")
     return lines
+
+
+def _command_line(recorded: str, continued: bool) -> str:
+    """The Training section's command bullet: the plain preset command where the recorded flags only repeat the
+    preset's current values (`dalle.presets.command_note`), with a note saying so."""
+    shown, note = command_note(recorded)
+    return (f"- {'continued' if continued else 'trained from scratch'} with `{shown}`"
+            + (f" ({note})" if note else ""))
 
 
 def trust_lines(metrics: dict) -> list[str]:
@@ -88,8 +97,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         "None: every image of the dataset was used for training.",
         "",
         "## Training",
-        *([f"- {'continued' if continued else 'trained from scratch'} with `{compute['command']}`"]
-          if compute.get("command") else []),
+        *([_command_line(compute["command"], continued)] if compute.get("command") else []),
         f"- steps: {cfg['step']:,}; images seen: {cfg['images_seen']:,}",
         f"- hardware: {compute.get('device', 'unknown')}; world size {compute.get('world_size', 1)}",
         f"- wall time of the training steps: {compute.get('wall_time_s', 0) / 3600:.2f} h",
