@@ -232,11 +232,14 @@ def _card_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
     ckpt = gr.Dropdown(names, value=default_checkpoint(h.service.scan.found), label="Checkpoint",
                        elem_id="card-checkpoint")
     headline = gr.Markdown(label="headline", elem_id="card-headline")
-    with gr.Row():
-        plots = [gr.LinePlot(x="step", y="value", color="series", title=title, height=260, label=title,
-                             show_label=False, elem_id=eid)
-                 for title, eid in (("Losses", "card-losses"), ("Regularisers (R1, KL)", "card-reg"),
-                                    ("Discriminator accuracy", "card-acc"))]
+    # The plots' legends are one line under each plot that is cut, not wrapped, where the plot is too narrow
+    # ("rec…"): the losses (five series) get a row of their own, the two-series plots share one.
+    plots = []
+    for row in ((("Losses", "card-losses"),),
+                (("Regularisers (R1, KL)", "card-reg"), ("Discriminator accuracy", "card-acc"))):
+        with gr.Row():
+            plots += [gr.LinePlot(x="step", y="value", color="series", title=title, height=260, label=title,
+                                  show_label=False, elem_id=eid) for title, eid in row]
     gr.Markdown("**Training samples** (samples.png): one row per prompt, written above it; one column per seed")
     samples = gr.Image(type="pil", format="png", label="training samples", show_label=False, buttons=[],
                        interactive=False, elem_id="card-samples")
