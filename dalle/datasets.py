@@ -72,6 +72,7 @@ class Report:
     plot_panels: Callable[[dict], list[tuple]]  # sweep reference -> (title, [(label, row key)], [(label, value)])
     verdict: str  # who calls a generated image right or wrong, in the table ("checker 'exact'")
     card_judge: str  # the same in the model card's prose ("the analytic checker")
+    card_notes: Callable[[dict], list[str]]  # metrics -> the model card's sentences on what the numbers mean
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,10 @@ def _evaluation(parts: ModuleType) -> Evaluation:
 
 def _report(parts: ModuleType) -> Report:
     """The `Report` of a dataset's report module (`table_lines`, `sweep_lines`, `summary`, `TARGETS`,
-    `results_cells`, `plot_panels`, `VERDICT`, `CARD_JUDGE`)."""
+    `results_cells`, `plot_panels`, `VERDICT`, `CARD_JUDGE`, `card_notes`)."""
     return Report(table=parts.table_lines, sweep_table=parts.sweep_lines, summary=parts.summary,
                   targets=parts.TARGETS, results_cells=parts.results_cells, plot_panels=parts.plot_panels,
-                  verdict=parts.VERDICT, card_judge=parts.CARD_JUDGE)
+                  verdict=parts.VERDICT, card_judge=parts.CARD_JUDGE, card_notes=parts.card_notes)
 
 
 KINDS = {"shapes": DatasetKind("shapes", _open_shapes, ShapesOptions, describe=shapes_report.data_paragraph,

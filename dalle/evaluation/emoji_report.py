@@ -96,3 +96,18 @@ def plot_panels(ref: dict) -> list[tuple]:
             ("diversity (evaluator distance)", [("generated", "diversity")],
              [("Google-Twitter distance (not a seed spread)", ref.get("style_distance"))]),
             ("FID (evaluator space)", [("generated", "fid")], [("real floor", ref.get("fid_floor"))])]
+
+
+SAME_ACROSS_SEEDS = 0.5  # seed spread below this share of the two real styles' distance: seeds look alike
+
+
+def card_notes(m: dict) -> list[str]:
+    """The model card's sentence on seeds, when their spread is under half the distance between the two real
+    styles of one label (both in evaluator space); none when either was not measured."""
+    spread, styles = (m.get("diversity") or {}).get("generated"), _style_distance(m)
+    if spread is None or not styles or spread / styles >= SAME_ACROSS_SEEDS:
+        return []
+    return [f"Seeds change little: the images of one prompt differ by {fmt(spread)} between seeds (evaluator "
+            f"distance), {spread / styles:.2f} of the {fmt(styles)} between the two real styles (Google, Twitter) "
+            "of one label, so most prompts, and the training samples' columns (one per seed), look nearly the "
+            "same for every seed."]

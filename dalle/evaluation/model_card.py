@@ -13,7 +13,7 @@ from ..checkpoint import read_config
 from ..datasets import known_kind
 from ..presets import command_note
 from .metrics_io import read_metrics
-from .report import format_table
+from .report import card_notes, format_table, headline, targets
 
 
 def _data_paragraph(dataset: dict) -> str:
@@ -45,6 +45,19 @@ def _command_line(recorded: str, continued: bool) -> str:
     shown, note = command_note(recorded)
     return (f"- {'continued' if continued else 'trained from scratch'} with `{shown}`"
             + (f" ({note})" if note else ""))
+
+
+def _headline_lines(metrics: dict) -> list[str]:
+    """The Metrics section's opening: the headline numbers (as in the README's results), each target with its
+    value, and the dataset's own sentences on what the numbers mean (its report's `card_notes`)."""
+    head, diversity = headline(metrics)
+    found = targets(metrics)
+    lines = [f"**Headline** (generated / real): {head}. Seed diversity: {diversity}.", "",
+             f"**Targets**: {sum(ok for _, ok in found)} of {len(found)} met.", ""]
+    lines += [f"- {text}" for text, _ in found] + [""]
+    for note in card_notes(metrics):
+        lines += [note, ""]
+    return lines
 
 
 def trust_lines(metrics: dict) -> list[str]:
@@ -113,8 +126,10 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     if metrics:
         parts += [f"Measured by `python -m dalle evaluate checkpoints/{name} --out checkpoints/{name}/metrics.json` "
                   f"(seed {metrics.get('run', {}).get('seed', 0)}); the full record is `metrics.json`.", "",
-                  "```", format_table(metrics), "```", "", "### How far to trust the discriminator's scores", "",
-                  *trust_lines(metrics)]
+                  *_headline_lines(metrics),
+                  "<details>", "<summary>All measured numbers (the table of <code>python -m dalle evaluate</code>)"
+                  "</summary>", "", "```", format_table(metrics), "```", "", "</details>", "",
+                  "### How far to trust the discriminator's scores", "", *trust_lines(metrics)]
     else:
         parts.append("Not evaluated yet: run `python -m dalle evaluate` on this folder.")
     parts += ["", "## Known failure modes", "Seen in `samples.png` and in the playground:", ""]

@@ -57,18 +57,36 @@ def summary(m: dict) -> dict[str, float | None]:
     return row
 
 
-def target_lines(m: dict) -> list[str]:
-    """Markdown bullets: each target of the checkpoint's dataset with the measured value and whether it is met
-    (a value that was not measured counts as not met)."""
+def targets(m: dict) -> list[tuple[str, bool]]:
+    """Each target of the checkpoint's dataset as ("what value (verdict: op bound)", met); a value that was not
+    measured counts as not met."""
     s = summary(m)
-    parts, met = [], 0
+    out = []
     for what, source, op, bound in _report(m).targets:
         value = source(m) if callable(source) else s[source]
         ok = value is not None and (value >= bound if op == ">=" else value <= bound)
-        met += ok
         verdict = "not measured" if value is None else "met" if ok else "not met"
-        parts.append(f"{what} {fmt(value)} ({verdict}: {op} {bound:g})")
-    return [f"- `{m['checkpoint']['name']}`: {met} of {len(parts)} targets met. " + "; ".join(parts) + "."]
+        out.append((f"{what} {fmt(value)} ({verdict}: {op} {bound:g})", ok))
+    return out
+
+
+def target_lines(m: dict) -> list[str]:
+    """Markdown bullets: each target of the checkpoint's dataset with the measured value and whether it is met
+    (a value that was not measured counts as not met)."""
+    parts = targets(m)
+    met = sum(ok for _, ok in parts)
+    return [f"- `{m['checkpoint']['name']}`: {met} of {len(parts)} targets met. "
+            + "; ".join(text for text, _ in parts) + "."]
+
+
+def headline(m: dict) -> tuple[str, str]:
+    """The (headline, seed diversity) of a metrics dict, as the README's results row words them."""
+    return _report(m).results_cells(m, summary(m))
+
+
+def card_notes(m: dict) -> list[str]:
+    """The dataset's own sentences for the model card, drawn from the metrics (e.g. seeds that change little)."""
+    return _report(m).card_notes(m)
 
 
 def results_table(metrics: list[dict], configs: list[dict]) -> str:

@@ -116,3 +116,16 @@ def plot_panels(ref: dict) -> list[tuple]:
     return [("alignment (colour+shape+position)", [("seen", "alignment_seen"), ("held-out", "alignment_heldout")],
              [("real seen", ref.get("alignment_seen")), ("real held-out", ref.get("alignment_heldout"))]),
             ("diversity (pixel RMS)", [("generated", "diversity")], [("real", ref.get("diversity"))])]
+
+
+SAME_ACROSS_SEEDS = 0.5  # seed diversity below this share of the real renders': seeds look alike
+
+
+def card_notes(m: dict) -> list[str]:
+    """The model card's sentence on seeds, when their pixel diversity is under half the real renders'."""
+    ratio = summary(m)["diversity / real"]
+    if ratio is None or ratio >= SAME_ACROSS_SEEDS:
+        return []
+    return [f"Seeds change little: the images of one prompt differ between seeds by {ratio:.2f} of what the real "
+            "renders of the same caption do (pixel RMS), so the training samples' columns (one per seed) look "
+            "nearly the same."]
