@@ -146,9 +146,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .data.emoji import prepare_emoji
+    from .data.emoji import prepare_emoji, prepare_emoji_names
 
-    prepare_emoji(Path(args.data_root) / "emoji", resolution=args.resolution)
+    if args.dataset == "emoji-names":
+        prepare_emoji_names()
+    else:
+        prepare_emoji(Path(args.data_root) / "emoji", resolution=args.resolution)
     return 0
 
 
@@ -363,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON {checkpoint name: [failure mode, ...]}, written after looking at samples")
     p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("prepare", help="build a dataset file (emoji)")
-    p.add_argument("dataset", choices=["emoji"])
+    p = sub.add_parser("prepare", help="build a dataset file (emoji), or the package's emoji-name table (emoji-names)")
+    p.add_argument("dataset", choices=["emoji", "emoji-names"],
+                   help="emoji-names rewrites dalle/data/emoji_names.json, which prompts use to spell emoji")
     p.add_argument("--data-root", default="data")
     p.add_argument("--resolution", type=int, default=64)
     p.set_defaults(func=cmd_prepare)

@@ -11,6 +11,10 @@ Images are read straight from the tarballs, composited on white and stored as
 `<out_dir>/emoji-<R>.npz` (uint8 [N, R, R, 3]) next to `<out_dir>/emoji-<R>.json`
 (per-image hexcode, style, label, captions; package pins; attribution).
 `load_emoji` turns the pair into a `CaptionedImages`.
+
+`prepare_emoji_names` writes the package's own `emoji_names.json` ({emoji sequence without FE0F:
+caption label}) from emojibase-data's labels, so prompts spell emoji the way captions do even
+where no dataset was prepared (`dalle/prompts.py`); `python -m dalle prepare emoji-names`.
 """
 
 from __future__ import annotations
@@ -162,6 +166,60 @@ def caption_label(label: str) -> str:
     return label.replace(": ", ", ").strip().lower()
 
 
+NAMES_FILE = Path(__file__).with_name("emoji_names.json")
+VARIATION_SELECTOR_16 = "\ufe0f"  # emoji presentation: optional in a prompt, so keys leave it out
+SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
+REGIONAL_INDICATORS = frozenset(chr(c) for c in range(0x1F1E6, 0x1F200))
+
+
+def names_key(sequence: str) -> str:
+    """An emoji sequence as `emoji_names.json` keys it: without FE0F."""
+    return sequence.replace(VARIATION_SELECTOR_16, "")
+
+
+def skin_tone_label(key: str, names: Mapping[str, str]) -> str | None:
+    """The caption label of a skin-tone sequence made from its base's: "👍🏽" -> names["👍"] + ", medium skin tone".
+
+    Several modifiers are named in order, once when they are all the same ("people holding hands, light skin
+    tone"), as emojibase names most variants. None when `key` has no modifier, starts with one, has two in a
+    row, or its base (the key without modifiers) is not in `names`.
+    """
+    tones = [c for c in key if c in SKIN_TONES]
+    if not tones or key[0] in SKIN_TONES or any(a in SKIN_TONES and b in SKIN_TONES for a, b in zip(key, key[1:])):
+        return None
+    base = names.get("".join(c for c in key if c not in SKIN_TONES))
+    if base is None or any(t not in names for t in tones):
+        return None
+    if len(set(tones)) == 1:
+        tones = tones[:1]
+    return ", ".join([base, *(names[t] for t in tones)])
+
+
+def emoji_names(data: list[dict]) -> dict[str, str]:
+    """emojibase `en/data.json` -> {sequence without FE0F: caption_label(label)}, keys sorted.
+
+    Skin variants whose label `skin_tone_label` rebuilds from their base are left out (about half the
+    entries), and so are lone regional-indicator letters (a prompt spells an unknown pair "flag XX").
+    """
+    full: dict[str, str] = {}
+    for entry in data:
+        for e in (entry, *(entry.get("skins") or [])):
+            if e.get("emoji") and e.get("label"):
+                full.setdefault(names_key(e["emoji"]), caption_label(e["label"]))
+    return {k: v for k, v in sorted(full.items())
+            if k not in REGIONAL_INDICATORS and skin_tone_label(k, full) != v}
+
+
+def names_json(names: Mapping[str, str]) -> str:
+    """The text of `emoji_names.json`: one entry a line, keys sorted, UTF-8 (not escaped)."""
+    return json.dumps(dict(names), ensure_ascii=False, sort_keys=True, indent=0, separators=(",", ":")) + "\n"
+
+
+def build_emoji_names(labels_tarball: Path) -> dict[str, str]:
+    """`emoji_names` of the emojibase-data tarball's `package/en/data.json`."""
+    return emoji_names(json.loads(_read_member(labels_tarball, "package/en/data.json")))
+
+
 def pick_tags(label: str, tags: list[str], tag_counts: Mapping[str, int], k: int = 2) -> list[str]:
     """Up to k tags not already in the label (as a substring), the most common across the dataset first."""
     text = caption_label(label)
@@ -287,6 +345,30 @@ def prepare_emoji(out_dir: str | Path = "data/emoji", resolution: int = NATIVE_S
           f"skipped {sum(skipped.values())}{f' {dict(skipped)}' if skipped else ''}, "
           f"{time.time() - start:.0f}s -> {npz_path}")
     return npz_path
+
+
+def prepare_emoji_names(out: str | Path = NAMES_FILE, work_dir: str | Path | None = None,
+                        integrity: Mapping[str, str] | None = None) -> Path:
+    """Write `emoji_names.json` (default: the package's own) from the pinned, sha512-checked emojibase-data
+    tarball, fetched with `npm pack` into `work_dir` (a temporary folder when None) unless already there."""
+    pins = dict(PACKAGES if integrity is None else integrity)
+    out = Path(out)
+    tmp = None if work_dir is not None else tempfile.mkdtemp(prefix="emoji-npm-")
+    try:
+        work = Path(work_dir if work_dir is not None else tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        tarball = fetch_tarballs([LABELS_PACKAGE], work)[LABELS_PACKAGE]
+        if LABELS_PACKAGE not in pins:
+            raise ValueError(f"no pinned integrity for {LABELS_PACKAGE}")
+        verify_integrity(tarball, pins[LABELS_PACKAGE])
+        names = build_emoji_names(tarball)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    text = names_json(names).encode("utf-8")
+    _atomic_write(out, lambda f: f.write(text))
+    print(f"emoji names: {len(names)} entries from {LABELS_PACKAGE}, {len(text)} bytes -> {out}")
+    return out
 
 
 def load_emoji(root: str | Path = "data/emoji", resolution: int = NATIVE_SIZE) -> CaptionedImages:

@@ -113,7 +113,7 @@ def test_emoji_prompts_are_spelled_out_and_unknown_text_is_flagged(client: Clien
     png, table, notes = generate(client, "😀\n🍕\nꙮꙮꙮ", 0, 1.0, 1, "emoji-32", 0)
     assert [row[0] for row in table["data"]] == ["😀", "🍕", "ꙮꙮꙮ"]  # rows keep the user's text
     assert "emoji spelled out for the text encoder as 'grinning face'" in notes
-    assert "'slice of pizza'" in notes
+    assert "'pizza'" in notes
     assert "Prompt 3 ('ꙮꙮꙮ') is mostly text the encoder does not know" in notes
     images = tiles(png, 3, 1)
     assert not np.array_equal(images[0, 0], images[1, 0])  # two emoji, two images

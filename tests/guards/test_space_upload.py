@@ -56,7 +56,7 @@ def test_upload_set_is_the_app_and_its_checkpoints_only(capsys) -> None:
     assert not bad, f"the upload would send {bad[:10]}"
     assert sum(sent.values()) < LIMIT_BYTES, f"{sum(sent.values()) / 1e6:.1f} MB"
     for needed in ("app.py", "requirements.txt", "README.md", "demo/layout.py", "dalle/pipeline.py",
-                   "checkpoints/evaluator/evaluator.safetensors"):
+                   "checkpoints/evaluator/evaluator.safetensors", "dalle/data/emoji_names.json"):
         assert needed in sent, f"{needed} would be missing on the Space"
     shipped = [p.parent.name for p in (REPO / "checkpoints").glob("*/generator.safetensors")]
     assert shipped and all(f"checkpoints/{name}/generator.safetensors" in sent for name in shipped)
