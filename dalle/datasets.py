@@ -23,6 +23,7 @@ from .shapes import evaluate as shapes_evaluation
 from .shapes import report as shapes_report
 from .shapes.checker import exact_verdicts
 from .shapes.training import ShapesOptions, ShapesTraining
+from .shapes.world import DEFAULT_HOLDOUT, all_captions
 
 
 def _open_emoji(spec: str, resolution: int, data_root: str | Path, options: None) -> TrainingData:
@@ -39,6 +40,16 @@ def _open_folder(spec: str, resolution: int, data_root: str | Path, options: Non
 
 def _open_shapes(spec: str, resolution: int, data_root: str | Path, options: ShapesOptions | None) -> TrainingData:
     return ShapesTraining(resolution, options or ShapesOptions())
+
+
+def _no_captions(dataset: dict) -> None:
+    return None
+
+
+def _shapes_captions(dataset: dict) -> list[str]:
+    """Every caption a shapes checkpoint was trained on: the world's, less its recorded holdout."""
+    holdout = dataset.get("holdout")
+    return all_captions(DEFAULT_HOLDOUT if holdout is None else tuple(tuple(h) for h in holdout))
 
 
 def _describe_folder(dataset: dict) -> str:
@@ -94,6 +105,8 @@ class DatasetKind:
     evaluation: Evaluation | None = None  # None: `python -m dalle evaluate` cannot measure it
     report: Report | None = None  # present where `evaluation` is
     checker: Checker | None = None  # None: only the shipped evaluator can judge it, where it was trained on it
+    captions: Callable[[dict], list[str] | None] = _no_captions  # config's dataset block -> every caption its
+    # checkpoints were trained on, where the library can list them without the data (None: it cannot)
 
 
 def _evaluation(parts: ModuleType) -> Evaluation:
@@ -112,7 +125,8 @@ def _report(parts: ModuleType) -> Report:
 KINDS = {"shapes": DatasetKind("shapes", _open_shapes, ShapesOptions, describe=shapes_report.data_paragraph,
                                evaluation=_evaluation(shapes_evaluation), report=_report(shapes_report),
                                checker=Checker(name="shapes checker (share of images exactly right)",
-                                               reads="a caption of the shapes world", verdicts=exact_verdicts)),
+                                               reads="a caption of the shapes world", verdicts=exact_verdicts),
+                               captions=_shapes_captions),
          "emoji": DatasetKind("emoji", _open_emoji, describe=emoji_report.data_paragraph,
                               evaluation=_evaluation(emoji_evaluation), report=_report(emoji_report)),
          "folder": DatasetKind("folder", _open_folder)}

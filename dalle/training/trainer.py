@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
 import platform
 import random
@@ -260,7 +261,8 @@ class Trainer:
         return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
     def export(self, dest: Path, grid: bytes | None = None) -> Path:
-        extra = {"samples.png": grid or self.sample_grid()}
+        extra = {"samples.png": grid or self.sample_grid(),  # and the captions, for the app's far-prompt note
+                 "captions.json": json.dumps(list(self.data.captions)).encode()}
         log = self.out / "log.csv"
         if log.exists():
             extra["log.csv"] = log.read_bytes()
