@@ -80,6 +80,20 @@ def type_number(page: Any, selector: str, value: str) -> None:
     box.press("Enter")
 
 
+def type_psi_out_of_range(page: Any, typed: str, kept: str) -> tuple[Any, Any]:
+    """Type ψ = `typed` (outside 0-1.5) and leave the box: it is set to `kept`, and the note beside the
+    sliders says so. Returns (the ψ box, the note)."""
+    from playwright.sync_api import expect
+
+    psi = page.locator("#gen-psi input[type=number]")
+    psi.fill(typed)
+    psi.press("Tab")  # leaving the box sets it to the nearest end
+    note = page.locator("#gen-adjusted")
+    expect(note).to_contain_text(f"Truncation ψ {typed} is outside 0–1.5; it was set to {kept}", timeout=TIMEOUT_MS)
+    expect(psi).to_have_value(kept)
+    return psi, note
+
+
 def images_loaded(page: Any, selector: str) -> None:
     """Wait until every image matching `selector` has loaded (scrolling lazy ones into view)."""
     page.wait_for_function("(s) => { const im = [...document.querySelectorAll(s)]; "
@@ -189,12 +203,7 @@ def test_out_of_range_slider_values_are_said(app_url: str) -> None:
     with browser_page(app_url) as page:
         page.fill("#gen-prompts textarea", "a small blue square in the center")
         type_number(page, "#gen-n input[type=number]", "1")
-        psi = page.locator("#gen-psi input[type=number]")
-        psi.fill("-1")
-        psi.press("Tab")  # leaving the box sets it to 0
-        note = page.locator("#gen-adjusted")
-        expect(note).to_contain_text("Truncation ψ -1 is outside 0–1.5; it was set to 0", timeout=TIMEOUT_MS)
-        expect(psi).to_have_value("0")
+        psi, note = type_psi_out_of_range(page, "-1", "0")
         images = page.locator("#gen-n input[type=number]")
         images.fill("50")
         images.press("Tab")

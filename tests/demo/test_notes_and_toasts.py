@@ -4,6 +4,7 @@ back), and a new run clears the error messages of earlier ones."""
 from __future__ import annotations
 
 import pytest
+from test_browser import type_number, type_psi_out_of_range
 
 from scripts.screenshot import browser_page
 
@@ -11,22 +12,11 @@ TIMEOUT_MS = 90_000
 pytestmark = pytest.mark.browser
 
 
-def type_number(page, selector: str, value: str) -> None:
-    box = page.locator(selector)
-    box.fill(value)
-    box.press("Enter")
-
-
 def test_a_range_note_goes_when_an_example_changes_the_value(app_url: str) -> None:
     from playwright.sync_api import expect
 
     with browser_page(app_url, 1400, 1000, timeout_ms=TIMEOUT_MS) as page:
-        psi = page.locator("#gen-psi input[type=number]")
-        psi.fill("3")
-        psi.press("Tab")  # leaving the box sets it to 1.5
-        note = page.locator("#gen-adjusted")
-        expect(note).to_contain_text("Truncation ψ 3 is outside 0–1.5; it was set to 1.5", timeout=TIMEOUT_MS)
-        expect(psi).to_have_value("1.5")
+        psi, note = type_psi_out_of_range(page, "3", "1.5")
         page.wait_for_timeout(500)  # the clamp's own change event keeps the note
         expect(note).to_contain_text("Truncation ψ 3 is outside")
 
