@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
+from dalle.rerank import DEFAULT_SCORE, chosen_score
+
 from .registry import CheckpointInfo
 
 MAX_TEXT_BYTES = 200_000  # README / metrics larger than this are cut
@@ -37,6 +39,25 @@ def match_trust(folder: Path) -> str:
                else "only a weak hint: an image can score high and still be wrong")
     return (f"Text match on this checkpoint's own images separates right from wrong images with AUROC "
             f"{auroc:.2f} (0.5 = chance; `python -m dalle evaluate`): {verdict}.")
+
+
+def rerank_choice(folder: Path) -> tuple[str, str]:
+    """(the score best-of-N keeps images by, one line saying why) for a checkpoint: the score whose best of 4
+    was right most often in its metrics.json ("best_of", measured by `python -m dalle evaluate`); without a
+    measurement, `DEFAULT_SCORE` and no line."""
+    try:
+        best_of = json.loads((folder / "metrics.json").read_text()).get("best_of")
+        score = chosen_score(best_of)
+        part = best_of["parts"]["all"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return DEFAULT_SCORE, ""
+    if score is None:
+        return DEFAULT_SCORE, ""
+    others = ", ".join(f"{name} {v['4']:.2f}" for name, v in part["by_score"].items() if name != score)
+    return score, (f"Best of N keeps the images with the highest {score}: on `python -m dalle evaluate`'s "
+                   f"{part['prompts']} prompts at ψ {best_of['psi']}, the best of 4 by it was right "
+                   f"{part['by_score'][score]['4']:.2f} of the time, against {part['best_of_1']:.2f} for the first "
+                   f"seed ({others}; any of 4: {part['oracle']['4']:.2f}).")
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import render
-from .card_tab import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card
+from .card_tab import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card, rerank_choice
 from .examples import default_checkpoint, prompt_sets
 from .results import Generation
 from .service import MAX_SEED, InputError, ModelService, ServiceError
@@ -85,7 +85,7 @@ def _notes(gen: Generation, trust: str = "") -> str:
     """The line under a result: checkpoint, shape, ψ, seeds; its warnings; how far its text match goes."""
     p, n = gen.shape
     first = f"**{gen.checkpoint}** · step {gen.step:,} · {p} prompt{'s' * (p > 1)} × {n} · ψ {gen.truncation:.2f}"
-    first += (f" · best {n} of {gen.best_of} candidates ({seed_span(gen.seed, gen.best_of)})"
+    first += (f" · best {n} of {gen.best_of} candidates by {gen.rerank_score} ({seed_span(gen.seed, gen.best_of)})"
               if gen.best_of else f" · {seed_span(gen.seed, n)}")
     return "  \n".join([first] + [f"⚠️ {w}" for w in gen.warnings] + ([trust] if trust else []))
 
@@ -104,7 +104,9 @@ class Handlers:
 
     def _trust(self, gen: Generation) -> str:
         """How far `gen`'s text-match column can be trusted, from its checkpoint's metrics.json."""
-        return match_trust(self.service.info(gen.checkpoint).path)
+        folder = self.service.info(gen.checkpoint).path
+        lines = [match_trust(folder)] + ([rerank_choice(folder)[1]] if gen.best_of else [])
+        return "  \n".join(line for line in lines if line)
 
     # Each model event runs its check first (no outputs, so a refusal is one message and the
     # last good results stay on screen), then the task itself.

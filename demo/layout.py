@@ -114,7 +114,7 @@ def _generate_tab(h: Handlers, names: list[str]) -> SimpleNamespace:
             ckpt = gr.Dropdown(names, value=first[4], label="Checkpoint", elem_id="gen-checkpoint")
             ui = _sliders("gen", first[1], first[2], first[3])
             best = gr.Slider(0, MAX_BEST_OF, value=0, step=1, precision=0, label="Best of N",
-                             info="draw N candidates per prompt, keep the top ones by realism × match (0 = off)",
+                             info="draw N candidates per prompt, keep the top ones by the score that helped most in evaluation (0 = off)",
                              elem_id="gen-bestof")
             _range_note(best, ui.note, "Best of N", 0, MAX_BEST_OF)
             run = gr.Button("Generate", variant="primary", elem_id="gen-run")

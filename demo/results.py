@@ -33,6 +33,7 @@ class Generation:
     truncation: float
     seed: int  # the seed the user asked for (first candidate)
     best_of: int = 0  # candidates per prompt when reranked, 0 when not
+    rerank_score: str = ""  # the score the best ones were kept by, when reranked (`dalle.rerank.SCORES`)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -49,17 +50,11 @@ class Generation:
                 "truncation": self.truncation, "checkpoint": self.checkpoint, "step": self.step}
         if self.best_of:
             meta["best_of"] = self.best_of
+            meta["rerank_score"] = self.rerank_score
         return meta
 
     def png(self) -> bytes:
         return png_bytes(self.grid(), self.metadata())
-
-
-def rerank(realism: np.ndarray, match: np.ndarray, keep: int) -> np.ndarray:
-    """Column indices [P, keep] of the best candidates per row by realism x match (best first,
-    ties broken by the lower seed)."""
-    score = realism.astype(np.float64) * match.astype(np.float64)
-    return np.argsort(-score, axis=1, kind="stable")[:, :keep]
 
 
 @dataclass

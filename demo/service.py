@@ -28,12 +28,14 @@ from dalle.datasets import known_kind
 from dalle.device import pick_device
 from dalle.pipeline import MAX_SEED, PipelineOutput, TextToImagePipeline
 from dalle.prompts import spell_out_emoji
+from dalle.rerank import rerank
 from dalle.text_encoder import TextEncoder
 
+from .card_tab import rerank_choice
 from .devices import gpu
 from .judge import EVALUATOR_FOLDER, CommonJudge, Verdict
 from .registry import CheckpointInfo, PipelineCache, Scan, candidate_folders
-from .results import Generation, Interpolation, rerank
+from .results import Generation, Interpolation
 
 log = logging.getLogger(__name__)
 
@@ -363,8 +365,9 @@ class ModelService:
     def generate(self, prompts: Any, seed: Any, truncation: Any, num_images: Any, checkpoint: Any,
                  best_of: Any = 0) -> Generation:
         """`num_images` images per prompt from seeds seed, seed+1, ...; with best_of = N > 0,
-        N (at least num_images) candidates per prompt are drawn and the top ones by
-        realism x match are kept, best first, as DALL-E reranked its samples."""
+        N (at least num_images) candidates per prompt are drawn and the top ones are kept, best first, as
+        DALL-E reranked its samples, by the score that helped most in the checkpoint's evaluation
+        (`rerank_choice`)."""
         prompts, seed, truncation, num_images, name, best_of = self.check_generate(
             prompts, seed, truncation, num_images, checkpoint, best_of)
         info, pipe = self.pipeline(name)
@@ -375,14 +378,15 @@ class ModelService:
         with self._run_lock:
             out = self._generate_on_device(info.name, encoded, seed, truncation, candidates)
         seeds = np.tile(np.asarray(out.seeds, dtype=np.int64), (len(prompts), 1))
-        cols = rerank(out.realism, out.match, num_images) if best_of else np.tile(
+        score, _ = rerank_choice(info.path)
+        cols = rerank(out.realism, out.match, num_images, score) if best_of else np.tile(
             np.arange(num_images), (len(prompts), 1))
         take = np.take_along_axis
         return Generation(
             checkpoint=info.name, step=info.step, images_seen=info.images_seen, prompts=prompts,
             seeds=take(seeds, cols, 1), pixels=take(out.pixels, cols[:, :, None, None, None], 1),
             realism=take(out.realism, cols, 1), match=take(out.match, cols, 1), truncation=truncation,
-            seed=seed, best_of=candidates if best_of else 0,
+            seed=seed, best_of=candidates if best_of else 0, rerank_score=score if best_of else "",
             warnings=notes + self._warn_long(pipe, prompts, out.truncated_prompts))
 
     def compare(self, prompts: Any, seed: Any, truncation: Any, num_images: Any,

@@ -20,11 +20,13 @@ import torch
 
 from ..pipeline import TextToImagePipeline
 from .emoji_data import EmojiEvalData
-from .sampling import PSIS, Generated, discriminator_block, generated_match, sample_seeds, score_real
+from .sampling import PSIS, Generated, best_of_block, discriminator_block, generated_match, sample_seeds, score_real
 from .stats import draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
 
 MEMORISATION_THRESHOLD = 0.95
 R_PRECISION_DISTRACTORS = 99
+BEST_OF_PROMPTS = 192  # held-out prompts in the best-of-N measurement
+
 EMOJI_VERDICT = ("evaluator top-1: the true caption has the highest evaluator cosine among itself and "
                  "the 99 R-precision distractors (an R-precision hit)")
 _REPO = Path(__file__).resolve().parents[2]
@@ -237,6 +239,18 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
         "labels": n_div,
     }
 
+    # Best-of-N by each score, at the app's truncation: the first prompts, 8 seeds each, judged by the
+    # evaluator's top-1 against each prompt's own distractors.
+    n_bo = min(BEST_OF_PROMPTS, num_samples)
+
+    def top1(bo_prompts: list[str], pixels: np.ndarray) -> np.ndarray:
+        rows = np.repeat(np.arange(n_bo), len(bo_prompts) // n_bo)
+        return r_precision_hits(evaluator.embed_uint8(pixels), true_t[rows], pool_t, distractors[rows])
+
+    log(f"emoji: best-of-8 on {n_bo} prompts")
+    out["best_of"] = {**best_of_block(gen, {"labels": prompts[:n_bo]}, top1, base + 700_000),
+                      "verdict": EMOJI_VERDICT}
+
     # Discriminator usefulness.
     wrong = [ds.captions[data.canonical[int(dis[0])]] for dis in distractors]  # another label's caption
     real_imgs = ds.images[chosen]
@@ -315,4 +329,7 @@ MEASURED = {
     "discriminator": "AUROC of the match score (true vs mismatched captions on real images; on generated "
                      "images, R-precision hits vs misses) and of the realism score (real vs generated images)",
     "truncation_sweep": "R-precision, evaluator FID, diversity and mean realism at each psi",
+    "best_of": "share of prompts whose kept image is an evaluator top-1 hit when the best of the first 4 or 8 "
+               "seeds is kept by each discriminator score, at the playground's psi; best_of_1: the first seed; "
+               "oracle: any of them a hit",
 }

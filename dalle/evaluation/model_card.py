@@ -79,6 +79,14 @@ def trust_lines(metrics: dict) -> list[str]:
     else:
         lines.append("- text match on generated images: not measured by this metrics.json")
     lines.append(f"- realism, real vs generated images: {f(disc.get('realism_auroc'))}")
+    best_of = metrics.get("best_of")
+    if best_of:
+        part, chosen = best_of["parts"]["all"], best_of["chosen"]
+        lines.append(f"- best of N (the playground's reranking, ψ {best_of['psi']}): of {part['prompts']} prompts, "
+                     f"the first seed is right for {f(part['best_of_1'])}; the best of 4 by {chosen}, the score the "
+                     f"playground uses, for {f(part['by_score'][chosen]['4'])}; "
+                     + "; ".join(f"by {name} {f(v['4'])}" for name, v in part["by_score"].items() if name != chosen)
+                     + f"; any of the 4 for {f(part['oracle']['4'])}")
     return lines
 
 

@@ -42,10 +42,31 @@ def format_table(m: dict) -> str:
                          f"{fmt(disc['generated_match_auroc_colour_shape_position'])} "
                          f"(n={disc['generated_match_colour_shape_position_n_correct']} right / "
                          f"{disc['generated_match_colour_shape_position_n_wrong']} wrong)")
+    lines += best_of_lines(m.get("best_of"))
     sw = m.get("truncation_sweep")
     if sw:
         lines += report.sweep_table(sw)
     return "\n".join(lines)
+
+
+def best_of_lines(best_of: dict | None) -> list[str]:
+    """Text lines of metrics.json's "best_of" block: for each part and N, the share of prompts whose kept image
+    is right, keeping the first seed, the best by each score, or any right one (oracle)."""
+    if not best_of:
+        return []
+    parts = best_of["parts"]
+    counts = sorted(next(iter(parts.values()))["oracle"], key=int)
+    cols = [(part, k) for part in parts for k in counts]
+    rows = [("first seed", lambda r, k: r["best_of_1"])]
+    rows += [(name, lambda r, k, name=name: r["by_score"][name][k]) for name in next(iter(parts.values()))["by_score"]]
+    rows += [("any (oracle)", lambda r, k: r["oracle"][k])]
+    lines = [f"best of N at psi {best_of['psi']}: share of prompts right ({best_of['verdict'].split(':')[0]}); "
+             f"the playground reranks by {best_of['chosen']}",
+             f"  {'kept by':<18}" + "".join(f"{f'{part} {k}':>11}" for part, k in cols),
+             f"  {'(prompts)':<18}" + "".join(f"{parts[part]['prompts']:>11}" for part, _ in cols)]
+    lines += [f"  {label:<18}" + "".join(f"{fmt(value(parts[part], k)):>11}" for part, k in cols)
+              for label, value in rows]
+    return lines
 
 
 def summary(m: dict) -> dict[str, float | None]:

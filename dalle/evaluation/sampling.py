@@ -15,6 +15,7 @@ import torch
 
 from ..images import tensor_to_uint8, uint8_to_tensor
 from ..pipeline import TextToImagePipeline, seed_latents
+from ..rerank import BEST_OF, BEST_OF_PSI, best_of_rates, chosen_score
 from .stats import auroc, auroc_by_verdict, mean_pairwise_distance
 
 EVALUATION_VERSION = "4"  # 2: "seen" shapes scenes from a seed stream training never uses;
@@ -125,3 +126,25 @@ def generated_match(match: np.ndarray, verdicts: np.ndarray, verdict: str) -> di
             "generated_match_n_correct": int(v.sum()), "generated_match_n_wrong": int((~v).sum()),
             "mean_match_generated_correct": float(np.mean(match[v])) if v.any() else None,
             "mean_match_generated_wrong": float(np.mean(match[~v])) if (~v).any() else None}
+
+
+def best_of_block(gen: Generated, parts: dict[str, list[str]], verdicts, seed: int) -> dict:
+    """Best-of-N as the playground does it: for each prompt of each part, the candidates of seeds s, s+1, ...
+    at truncation BEST_OF_PSI; `verdicts(prompts [N], pixels uint8 [N, R, R, 3]) -> bool [N]` says which images
+    are right. -> metrics.json's "best_of" block: per part `best_of_rates`, over all parts too, and the score
+    the playground reranks by (`chosen_score`)."""
+    k = max(BEST_OF)
+    every = [p for prompts in parts.values() for p in prompts]
+    prompts = [p for p in every for _ in range(k)]
+    seeds = sample_seeds(seed, len(prompts))  # prompt i: seeds seed + i*k, ..., + k - 1, as the app draws them
+    pixels, realism, match = gen(prompts, seeds, BEST_OF_PSI)
+    right = np.asarray(verdicts(prompts, pixels), dtype=bool).reshape(-1, k)
+    realism, match = realism.reshape(-1, k), match.reshape(-1, k)
+    out: dict = {"psi": BEST_OF_PSI, "candidates": k, "parts": {}}
+    start = 0
+    for name, part in [("all", every)] + (list(parts.items()) if len(parts) > 1 else []):
+        rows = slice(0, len(every)) if name == "all" else slice(start, start + len(part))
+        out["parts"][name] = {"prompts": len(part), **best_of_rates(right[rows], realism[rows], match[rows])}
+        start += 0 if name == "all" else len(part)
+    out["chosen"] = chosen_score(out)
+    return out

@@ -18,6 +18,7 @@ from ..evaluation.sampling import (
     EVALUATION_VERSION,
     PSIS,
     Generated,
+    best_of_block,
     discriminator_block,
     generated_match,
     mismatched_captions,
@@ -29,6 +30,8 @@ from ..evaluation.stats import auroc_by_verdict
 from ..pipeline import TextToImagePipeline
 from . import checker as sc
 from .world import DEFAULT_HOLDOUT, render
+
+BEST_OF_PROMPTS = 96  # seen prompts of each kind in the best-of-N measurement
 
 SHAPES_VERDICT = ("analytic checker 'exact': everything the caption states is right and there is no extra "
                   "object (single, pair and count captions)")
@@ -72,6 +75,11 @@ def _shapes_generated_match(match: np.ndarray, judgements: list[dict]) -> dict:
     out["generated_match_colour_shape_position_n_correct"] = int(csp.sum())
     out["generated_match_colour_shape_position_n_wrong"] = int((~csp).sum())
     return out
+
+
+def _exact_each(prompts: list[str], images: np.ndarray) -> list[bool]:
+    """The checker's exact verdict of image i [N, R, R, 3] against prompt i [N]."""
+    return sc.exact_verdicts(prompts, images[:, None])
 
 
 def _acc(summary: dict, kind: str, key: str) -> float | None:
@@ -161,6 +169,11 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, r_gen_all, psi),
                             **_shapes_generated_match(m_gen_all, j_gen_all)}
 
+    # Best-of-N by each score, at the app's truncation: 96 seen prompts of each kind, 8 seeds each.
+    by_kind = {kind: [s.caption for s in seen if s.kind == kind][:BEST_OF_PROMPTS] for kind in ("single", "pair", "count")}
+    log(f"shapes: best-of-8 on {sum(map(len, by_kind.values()))} prompts")
+    out["best_of"] = {**best_of_block(gen, by_kind, _exact_each, base + 700_000), "verdict": SHAPES_VERDICT}
+
     if sweep:
         singles = [i for i, s in enumerate(seen) if s.kind == "single" and sc.parse_caption(s.caption).cell]
         singles = singles[:min(len(singles), 256)]
@@ -214,4 +227,7 @@ MEASURED = {
                      "images, correct vs wrong by the checker's 'exact' verdict) and of the realism score "
                      "(real renders vs generated images)",
     "truncation_sweep": "alignment (colour+shape+position), pixel diversity and mean realism at each psi",
+    "best_of": "share of prompts whose kept image is exactly right (checker) when the best of the first 4 or 8 "
+               "seeds is kept by each discriminator score, at the playground's psi; best_of_1: the first seed; "
+               "oracle: any of them right",
 }
