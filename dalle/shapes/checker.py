@@ -245,6 +245,24 @@ def judge(objects: list[DetectedObject], spec: CaptionSpec) -> dict[str, bool | 
     return out
 
 
+GHOST_INK = 40.0  # RGB distance from white that counts as ink: a faint blob is ink the palette does not match
+
+
+def ghosts(image: np.ndarray, caption: str | CaptionSpec) -> int:
+    """Ghost blobs in an image [R, R, 3]: ink components of at least MIN_AREA that hold no detected object (too
+    faint or off-palette for `detect_objects`), plus detected objects beyond the number the caption asks for."""
+    spec = parse_caption(caption) if isinstance(caption, str) else caption
+    objects = detect_objects(image)
+    res = image.shape[0]
+    ink = np.linalg.norm(255.0 - image.astype(np.float32), axis=-1) > GHOST_INK
+    comp, n = ndimage.label(ink, structure=_EIGHT)
+    areas = ndimage.sum(ink, comp, range(1, n + 1)) / res**2 if n else []
+    owned = {int(comp[min(int(o.cy * res), res - 1), min(int(o.cx * res), res - 1)]) for o in objects}
+    faint = sum(1 for j, area in enumerate(areas, start=1) if area >= MIN_AREA and j not in owned)
+    expected = {"single": 1, "pair": 2}.get(spec.kind, spec.count)
+    return faint + max(0, len(objects) - expected)
+
+
 def check(image: np.ndarray, caption: str | CaptionSpec) -> dict[str, bool | None]:
     spec = parse_caption(caption) if isinstance(caption, str) else caption
     return judge(detect_objects(image), spec)

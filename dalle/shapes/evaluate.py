@@ -77,6 +77,16 @@ def _shapes_generated_match(match: np.ndarray, judgements: list[dict]) -> dict:
     return out
 
 
+def _ghost_shares(images: np.ndarray, scenes: list) -> dict:
+    """{kind: {"share": share of the images [N, R, R, 3] of that caption kind with a ghost, "n"}}."""
+    out: dict = {}
+    for kind in ("single", "pair", "count"):
+        idx = [i for i, s in enumerate(scenes) if s.kind == kind]
+        has = [sc.ghosts(images[i], scenes[i].caption) > 0 for i in idx]
+        out[kind] = {"share": float(np.mean(has)) if has else None, "n": len(has)}
+    return out
+
+
 def _exact_each(prompts: list[str], images: np.ndarray) -> list[bool]:
     """The checker's exact verdict of image i [N, R, R, 3] against prompt i [N]."""
     return sc.exact_verdicts(prompts, images[:, None])
@@ -138,6 +148,13 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     alignment["ceiling_all_judgements"] = num / den if den else None
     alignment["headline"] = headline
     out["alignment"] = alignment
+
+    # Ghosts: faint blobs the checker drops, or objects beyond the caption's number, on the seen images.
+    out["ghosts"] = {
+        "definition": "share of images with a ghost: an ink component of at least the checker's minimum area "
+                      "that holds no detected object (too faint for the palette), or a detected object beyond "
+                      "the number the caption asks for (`dalle.shapes.checker.ghosts`)",
+        "generated": _ghost_shares(g_seen, seen), "real": _ghost_shares(real_seen, seen)}
 
     # Diversity: same prompt, several seeds, pixel space.
     n_div = min(32, max(2, num_samples // 16))
@@ -227,6 +244,8 @@ MEASURED = {
                      "images, correct vs wrong by the checker's 'exact' verdict) and of the realism score "
                      "(real renders vs generated images)",
     "truncation_sweep": "alignment (colour+shape+position), pixel diversity and mean realism at each psi",
+    "ghosts": "share of seen images, per caption kind, with a faint blob the checker drops or an extra object; "
+              "the same on real renders of the same scenes",
     "best_of": "share of prompts whose kept image is exactly right (checker) when the best of the first 4 or 8 "
                "seeds is kept by each discriminator score, at the playground's psi; best_of_1: the first seed; "
                "oracle: any of them right",

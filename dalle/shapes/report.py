@@ -69,6 +69,11 @@ def table_lines(m: dict) -> list[str]:
         if any(c != "-" for c in cells):
             lines.append(f"  {label:44s} " + " ".join(f"{c:>22s}" for c in cells))
     lines.append(f"  checker on real renders, all judgements: {fmt(a.get('ceiling_all_judgements'), 4)}")
+    ghosts = m.get("ghosts")
+    if ghosts:
+        lines.append("ghosts (faint blob or extra object), generated / real: " + "  ".join(
+            f"{kind} {fmt(g['share'])} / {fmt(ghosts['real'][kind]['share'])} (n={g['n']})"
+            for kind, g in ghosts["generated"].items()))
     d = m["diversity"]
     lines.append(f"diversity (pixel RMS, {d['prompts']} prompts x {d['seeds_per_prompt']} seeds): "
                  f"generated {fmt(d['generated'], 4)}  real {fmt(d['real'], 4)}")

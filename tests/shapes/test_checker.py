@@ -303,3 +303,19 @@ def test_scene_for_spec_fits_its_caption(caption):
     else:
         assert all(len(s) == spec.count and len({x.cell for x in s}) == spec.count for s in scenes)
         assert all(x.size == "small" for s in scenes for x in s)
+
+
+def test_ghosts_count_faint_blobs_and_extra_objects():
+    """A real render has no ghost; a faint grey blob the palette does not match is one; so is a third object
+    under a pair caption."""
+    from dalle.shapes.world import Shape, render
+
+    pair = [Shape("red", "circle", "small", "left"), Shape("blue", "square", "small", "right")]
+    caption = "a red circle left of a blue square"
+    image = render(pair, 32)
+    assert sc.ghosts(image, caption) == 0
+    faint = image.copy()
+    faint[2:7, 13:18] = 200  # a light grey patch at the top: ink, but no palette colour
+    assert sc.ghosts(faint, caption) == 1
+    extra = render(pair + [Shape("green", "triangle", "small", "bottom")], 32)
+    assert sc.check(extra, caption)["exact"] is False and sc.ghosts(extra, caption) == 1
