@@ -134,6 +134,7 @@ def best_of_block(gen: Generated, parts: dict[str, list[str]], verdicts, seed: i
     are right. -> metrics.json's "best_of" block: per part `best_of_rates`, over all parts too, and the score
     the playground reranks by (`chosen_score`)."""
     k = max(BEST_OF)
+    parts = {name: prompts for name, prompts in parts.items() if prompts}  # a small sample may lack a kind
     every = [p for prompts in parts.values() for p in prompts]
     prompts = [p for p in every for _ in range(k)]
     seeds = sample_seeds(seed, len(prompts))  # prompt i: seeds seed + i*k, ..., + k - 1, as the app draws them
