@@ -41,6 +41,18 @@ def match_trust(folder: Path) -> str:
             f"{auroc:.2f} (0.5 = chance; `python -m dalle evaluate`): {verdict}.")
 
 
+def realism_trust(folder: Path) -> str:
+    """One line on what the realism column says about this checkpoint's own images: the AUROC of realism
+    against the checker's (or evaluator's) verdict on generated images, from its metrics.json; "" without one."""
+    try:
+        disc = json.loads((folder / "metrics.json").read_text()).get("discriminator") or {}
+        auroc = float(disc["generated_realism_auroc"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    return (f"Realism on this checkpoint's own images separates right from wrong images with AUROC {auroc:.2f} "
+            f"(`python -m dalle evaluate`).")
+
+
 def rerank_choice(folder: Path) -> tuple[str, str]:
     """(the score best-of-N keeps images by, one line saying why) for a checkpoint: the score whose best of 4
     was right most often in its metrics.json ("best_of", measured by `python -m dalle evaluate`); without a

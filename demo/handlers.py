@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import render
-from .card_tab import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card, rerank_choice
+from .card_tab import ACCURACIES, LOSSES, REGULARISERS, match_trust, read_card, realism_trust, rerank_choice
 from .examples import default_checkpoint, prompt_sets
 from .results import Generation
 from .service import MAX_SEED, InputError, ModelService, ServiceError
@@ -105,7 +105,7 @@ class Handlers:
     def _trust(self, gen: Generation) -> str:
         """How far `gen`'s text-match column can be trusted, from its checkpoint's metrics.json."""
         folder = self.service.info(gen.checkpoint).path
-        lines = [match_trust(folder)] + ([rerank_choice(folder)[1]] if gen.best_of else [])
+        lines = [match_trust(folder), realism_trust(folder)] + ([rerank_choice(folder)[1]] if gen.best_of else [])
         return "  \n".join(line for line in lines if line)
 
     # Each model event runs its check first (no outputs, so a refusal is one message and the

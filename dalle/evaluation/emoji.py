@@ -257,7 +257,7 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     r_real, m_true = score_real(pipe, real_imgs, prompts)
     _, m_wrong = score_real(pipe, real_imgs, wrong)
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, g_real, psi),
-                            **generated_match(g_match, hits_gen, EMOJI_VERDICT)}
+                            **generated_match(g_match, hits_gen, EMOJI_VERDICT, g_real)}
 
     if sweep:
         n_sw = min(num_samples, 256)
@@ -327,7 +327,8 @@ MEASURED = {
     "diversity": "mean pairwise evaluator-space distance across seeds of a bare-label prompt",
     "style_distance": "evaluator-space distance between the Google and Twitter images of the same labels",
     "discriminator": "AUROC of the match score (true vs mismatched captions on real images; on generated "
-                     "images, R-precision hits vs misses) and of the realism score (real vs generated images)",
+                     "images, R-precision hits vs misses) and of the realism score (real vs generated images; on generated "
+                     "images, hits vs misses)",
     "truncation_sweep": "R-precision, evaluator FID, diversity and mean realism at each psi",
     "best_of": "share of prompts whose kept image is an evaluator top-1 hit when the best of the first 4 or 8 "
                "seeds is kept by each discriminator score, at the playground's psi; best_of_1: the first seed; "

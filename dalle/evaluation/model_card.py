@@ -79,6 +79,9 @@ def trust_lines(metrics: dict) -> list[str]:
     else:
         lines.append("- text match on generated images: not measured by this metrics.json")
     lines.append(f"- realism, real vs generated images: {f(disc.get('realism_auroc'))}")
+    if "generated_realism_auroc" in disc:
+        lines.append(f"- realism, generated images that {judge} calls right vs wrong: "
+                     f"{f(disc['generated_realism_auroc'])}; this is the case the playground's realism column faces")
     best_of = metrics.get("best_of")
     if best_of:
         part, chosen = best_of["parts"]["all"], best_of["chosen"]

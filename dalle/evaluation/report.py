@@ -37,6 +37,8 @@ def format_table(m: dict) -> str:
         lines.append(f"  match score on generated images, right vs wrong by {report.verdict}: "
                      f"{fmt(disc['generated_match_auroc'])} (n={disc['generated_match_n_correct']} right / "
                      f"{disc['generated_match_n_wrong']} wrong)")
+        if "generated_realism_auroc" in disc:
+            lines.append(f"  realism score on generated images, same verdict: {fmt(disc['generated_realism_auroc'])}")
         if "generated_match_auroc_colour_shape_position" in disc:
             lines.append(f"  same, single objects by colour+shape+position: "
                          f"{fmt(disc['generated_match_auroc_colour_shape_position'])} "

@@ -114,11 +114,12 @@ def discriminator_block(m_true, m_wrong, r_real, r_gen, psi) -> dict:
     }
 
 
-def generated_match(match: np.ndarray, verdicts: np.ndarray, verdict: str) -> dict:
-    """How well the match score [N] of generated images separates correct (verdicts [N] True) from wrong ones;
-    `verdict` says who judged."""
+def generated_match(match: np.ndarray, verdicts: np.ndarray, verdict: str, realism: np.ndarray) -> dict:
+    """How well the match score [N] of generated images separates correct (verdicts [N] True) from wrong ones,
+    and how well their realism score [N] does; `verdict` says who judged."""
     v = np.asarray(verdicts, dtype=bool)
     return {"generated_match_auroc": auroc_by_verdict(match, v),
+            "generated_realism_auroc": auroc_by_verdict(realism, v),
             "generated_match_verdict": verdict,
             "generated_match_auroc_definition": "generated images that the verdict calls correct (positives) vs "
                                                 "wrong (negatives), each scored with its own caption; "

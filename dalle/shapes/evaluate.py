@@ -65,10 +65,10 @@ def _shapes_alignment(judgements: list[dict], scenes: list) -> dict:
     return {kind: sc.summarize(js) for kind, js in sorted(groups.items())}
 
 
-def _shapes_generated_match(match: np.ndarray, judgements: list[dict]) -> dict:
+def _shapes_generated_match(match: np.ndarray, judgements: list[dict], realism: np.ndarray) -> dict:
     """`generated_match` with the checker's 'exact' verdict, plus colour+shape+position on the single-object
     captions that state a position."""
-    out = generated_match(match, np.array([bool(j["exact"]) for j in judgements]), SHAPES_VERDICT)
+    out = generated_match(match, np.array([bool(j["exact"]) for j in judgements]), SHAPES_VERDICT, realism)
     idx = [i for i, j in enumerate(judgements) if j["colour_shape_position"] is not None]
     csp = np.array([bool(judgements[i]["colour_shape_position"]) for i in idx], dtype=bool)
     out["generated_match_auroc_colour_shape_position"] = auroc_by_verdict(match[idx], csp) if idx else None
@@ -184,7 +184,7 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     _, m_wrong = score_real(pipe, real_seen, mismatched_captions(captions, rng))
     r_real, _ = score_real(pipe, real_all, [s.caption for s in seen + held])
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, r_gen_all, psi),
-                            **_shapes_generated_match(m_gen_all, j_gen_all)}
+                            **_shapes_generated_match(m_gen_all, j_gen_all, r_gen_all)}
 
     # Best-of-N by each score, at the app's truncation: 96 seen prompts of each kind, 8 seeds each.
     by_kind = {kind: [s.caption for s in seen if s.kind == kind][:BEST_OF_PROMPTS] for kind in ("single", "pair", "count")}
@@ -242,7 +242,7 @@ MEASURED = {
     "diversity": "mean pairwise RMS pixel distance across seeds of one prompt, vs fresh real renders",
     "discriminator": "AUROC of the match score (true vs mismatched captions on real renders; on generated "
                      "images, correct vs wrong by the checker's 'exact' verdict) and of the realism score "
-                     "(real renders vs generated images)",
+                     "(real renders vs generated images; on generated images, correct vs wrong by the same verdict)",
     "truncation_sweep": "alignment (colour+shape+position), pixel diversity and mean realism at each psi",
     "ghosts": "share of seen images, per caption kind, with a faint blob the checker drops or an extra object; "
               "the same on real renders of the same scenes",

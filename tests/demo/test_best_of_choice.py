@@ -5,9 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
-from demo.card_tab import rerank_choice
-
 from dalle.rerank import DEFAULT_SCORE
+from demo.card_tab import rerank_choice
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -40,3 +39,11 @@ def test_a_shipped_checkpoint_has_its_measurement(tmp_path):
     assert best_of["by_score"][score]["4"] == max(v["4"] for v in best_of["by_score"].values())
     assert best_of["by_score"][score]["4"] > best_of["best_of_1"]  # on shapes-32 reranking helps
     assert line
+
+
+def test_the_realism_line_quotes_its_measured_auroc(tmp_path):
+    from demo.card_tab import realism_trust
+
+    assert realism_trust(tmp_path) == ""
+    (tmp_path / "metrics.json").write_text(json.dumps({"discriminator": {"generated_realism_auroc": 0.7114}}))
+    assert "AUROC 0.71" in realism_trust(tmp_path)
