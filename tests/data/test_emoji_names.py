@@ -7,8 +7,19 @@ import subprocess
 
 import pytest
 
-from dalle.data.emoji import (LABELS_PACKAGE, NAMES_FILE, PACKAGES, build_emoji_names, caption_label, emoji_names,
-                              names_json, names_key, skin_tone_label, tarball_name, verify_integrity)
+from dalle.data.emoji import (
+    LABELS_PACKAGE,
+    NAMES_FILE,
+    PACKAGES,
+    build_emoji_names,
+    caption_label,
+    emoji_names,
+    names_json,
+    names_key,
+    skin_tone_label,
+    tarball_name,
+    verify_integrity,
+)
 
 FAKE = [  # emojibase en/data.json entries, trimmed to the fields used
     {"emoji": "👍️", "label": "thumbs up", "skins": [
