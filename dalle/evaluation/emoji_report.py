@@ -73,10 +73,13 @@ def sweep_lines(sw: dict) -> list[str]:
 
 
 def summary(m: dict) -> dict[str, float | None]:
-    """The headline columns: R-precision over its real ceiling, evaluator FID over its real floor."""
+    """The headline columns: R-precision over its real ceiling, evaluator FID over its real floor, and the spread
+    between seeds over the distance between a label's two real styles."""
     rp = m["r_precision"]
+    style = _style_distance(m)
     return {"R-precision / real": rp["generated"]["mean"] / max(rp["real_ceiling"]["mean"], 1e-9),
-            "FID / floor": m["fid"]["generated"] / max(m["fid"]["floor_matched"], 1e-9)}
+            "FID / floor": m["fid"]["generated"] / max(m["fid"]["floor_matched"], 1e-9),
+            "seeds / styles": m["diversity"]["generated"] / style if style else None}
 
 
 def results_cells(m: dict, s: dict) -> tuple[str, str]:
