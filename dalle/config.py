@@ -46,14 +46,23 @@ class ModelConfig:
     d_channel_max: int = opt(256, "... and cap for the discriminator")
     embed_dim: int = opt(256, "width of the discriminator's image/text projection space")
     cond_noise: float = opt(0.1, "scale of the conditioning-augmentation noise: at 1.0 it drowned the text code")
-    normalize_text: bool = opt(False, "standardise the sentence embedding before mapping: near-identical captions stay apart")
-    word_mixing: bool = opt(False, "a learned self-attention layer over G's word states: binds each colour word to its noun")
-    g_word_positions: bool = opt(False, "G's word states carry a learned vector per position: its attention can tell the first colour word from the second")
-    d_word_attention: bool = opt(False, "D's match adds a word-region term: where each word is drawn, not just which words")
-    d_word_order: bool = opt(False, "D's match reads the words in order (`WordOrder`), not the pooled sentence: swaps and flips differ")
+    normalize_text: bool = opt(False, (
+        "standardise the sentence embedding before mapping: near-identical captions stay apart"))
+    word_mixing: bool = opt(False, (
+        "a learned self-attention layer over G's word states: binds each colour word to its noun"))
+    g_word_positions: bool = opt(False, (
+        "G's word states carry a learned vector per position: its attention can tell the first colour word "
+        "from the second"))
+    d_word_attention: bool = opt(False, (
+        "D's match adds a word-region term: where each word is drawn, not just which words"))
+    d_word_order: bool = opt(False, (
+        "D's match reads the words in order (`WordOrder`), not the pooled sentence: swaps and flips differ"))
     g_word_order: bool = opt(False, "G's mapping reads the same word-order code instead of the pooled sentence")
-    d_group_spread: bool = opt(False, "D also judges groups of images of one prompt by how much they vary (training only): seeds must vary as the data does")
-    word_order_tokens: int = opt(12, "tokens the word-order code reads ([CLS] included); the shapes captions have at most 12")
+    d_group_spread: bool = opt(False, (
+        "D also judges groups of images of one prompt by how much they vary (training only): seeds must vary "
+        "as the data does"))
+    word_order_tokens: int = opt(12, (
+        "tokens the word-order code reads ([CLS] included); the shapes captions have at most 12"))
     word_order_dim: int = opt(32, "main directions kept per token: whitened, they train where the raw 384 did not")
 
     def to_dict(self) -> dict:
@@ -98,27 +107,44 @@ class TrainConfig:
     total_kimg: float = opt(10_000.0, "stop after this many thousand real images")
     lr_g: float = opt(2e-4, "Adam step sizes; equal rates keep G and D balanced")
     lr_d: float = opt(2e-4, "the discriminator's Adam step size")
-    lr_decay: float = opt(0.0, "last share of the run over which both learning rates fall linearly to 0 (as pix2pix); 0 = constant")
+    lr_decay: float = opt(0.0, (
+        "last share of the run over which both learning rates fall linearly to 0 (as pix2pix); 0 = constant"))
     betas: tuple[float, float] = opt((0.0, 0.99), "beta1=0 as in StyleGAN2: less momentum, fewer oscillations")
-    r1_gamma: float = opt(1.0, "R1 weight on real images: stabilises D without a Lipschitz constraint (0.1 let D win)")
+    r1_gamma: float = opt(1.0, (
+        "R1 weight on real images: stabilises D without a Lipschitz constraint (0.1 let D win)"))
     r1_every: int = opt(8, "lazy R1: the penalty is costly, every 8th D step is enough")
     joint_weight: float = opt(1.0, "projection (image, text) loss on reals, fakes and mismatched reals (D and G)")
     contrastive_weight: float = opt(1.0, "batch-contrastive match loss (D and G): rank the own caption first")
     recon: str = opt("prior", "reconstruction of real images: 'prior' (z ~ N(0, I), pix2pix-style), 'posterior' (VAE-GAN, half the batch), 'layout' (z from where the ink is, not its colours), 'none'")
     recon_loss: str = opt("l1", "'l1' (median: sharp) or 'l2' (mean: leaves the blank background sooner)")
-    recon_weight: float = opt(10.0, "reconstruction weight (L1 or L2, --recon-loss): a supervised gradient for every pixel")
-    recon_candidates: int = opt(1, "with recon='prior', reconstruct from the nearest of this many z draws: seeds keep distinct layouts")
-    vae_kl_weight: float = opt(0.01, "KL of the encoder's q(z | x, t) toward the prior (recon='posterior' or 'layout')")
-    warmup_kimg: float = opt(0.0, "first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image")
-    hard_negatives: float = opt(0.0, "share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved shape; shapes world)")
-    d_near_miss_weight: float = opt(0.0, "D's match logit alone ranks a real image's own caption above its near miss (shapes world): word order learned early")
-    near_miss_weight: float = opt(0.0, "G ranks its image's own caption above that caption's near miss in D's match head (shapes world): the G side of hard_negatives")
-    group_size: int = opt(1, "images of one caption in a row in each batch (real: fresh draws of what it leaves open; fake: other seeds); >1 feeds D's group-spread head")
-    spread_weight: float = opt(0.0, "weight of the group-spread game (D and G; needs d_group_spread and group_size > 1)")
-    diversity_weight: float = opt(0.0, "DSGAN term after the warm-up: images of an open caption must differ when z differs (0 = off)")
+    recon_weight: float = opt(10.0, (
+        "reconstruction weight (L1 or L2, --recon-loss): a supervised gradient for every pixel"))
+    recon_candidates: int = opt(1, (
+        "with recon='prior', reconstruct from the nearest of this many z draws: seeds keep distinct layouts"))
+    vae_kl_weight: float = opt(0.01, (
+        "KL of the encoder's q(z | x, t) toward the prior (recon='posterior' or 'layout')"))
+    warmup_kimg: float = opt(0.0, (
+        "first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image"))
+    hard_negatives: float = opt(0.0, (
+        "share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved "
+        "shape; shapes world)"))
+    d_near_miss_weight: float = opt(0.0, (
+        "D's match logit alone ranks a real image's own caption above its near miss (datasets that supply near misses): word "
+        "order learned early"))
+    near_miss_weight: float = opt(0.0, (
+        "G ranks its image's own caption above that caption's near miss in D's match head (datasets that supply near misses): the"
+        " G side of hard_negatives"))
+    group_size: int = opt(1, (
+        "images of one caption in a row in each batch (real: fresh draws of what it leaves open; fake: other "
+        "seeds); >1 feeds D's group-spread head"))
+    spread_weight: float = opt(0.0, (
+        "weight of the group-spread game (D and G; needs d_group_spread and group_size > 1)"))
+    diversity_weight: float = opt(0.0, (
+        "DSGAN term after the warm-up: images of an open caption must differ when z differs (0 = off)"))
     diversity_cap: float = opt(0.3, "...up to this image/noise distance ratio, so it cannot trade away realism")
     style_mixing: float = opt(0.0, "share of G's images whose later layers take w from a second z (per-layer styles)")
-    kl_weight: float = opt(0.001, "conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)")
+    kl_weight: float = opt(0.001, (
+        "conditioning-augmentation KL: keeps the text manifold smooth (not so strong that mu -> 0)"))
     ema_kimg: float = opt(10.0, "EMA half-life in thousands of images; the EMA G is what ships")
     ema_rampup: float = opt(0.05, "shorter half-life early so the EMA tracks the fast-moving start")
     augment: str = opt("", "DiffAugment policy, e.g. 'translation,cutout' ('' for none; shifts would falsify 'top left')")
@@ -127,7 +153,8 @@ class TrainConfig:
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints")
     snapshot_kimg: list[float] = opt(list(), "keep frozen exports at these kimg")
     device: str = opt("auto", "'auto' picks CUDA when present")
-    mixed_precision: bool = opt(True, "bf16 autocast (CUDA, and CPUs with AMX/AVX512-bf16); weights and losses stay fp32")
+    mixed_precision: bool = opt(True, (
+        "bf16 autocast (CUDA, and CPUs with AMX/AVX512-bf16); weights and losses stay fp32"))
     threads: int = opt(0, "torch CPU threads; 0 = leave torch's default")
     max_minutes: float = opt(0.0, "stop cleanly (with a checkpoint) after this long; 0 = no limit")
     snapshot_minutes: list[float] = opt(list(), "also keep frozen exports at these wall-clock minutes")
