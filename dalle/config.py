@@ -127,13 +127,13 @@ class TrainConfig:
         "first thousands of images by reconstruction alone, no D: the layout, ~3x cheaper per image"))
     hard_negatives: float = opt(0.0, (
         "share of D's mismatched captions that are near misses (flipped relation, swapped colours, moved "
-        "shape; shapes world)"))
+        "shape), from datasets that supply them (shapes)"))
     d_near_miss_weight: float = opt(0.0, (
-        "D's match logit alone ranks a real image's own caption above its near miss (datasets that supply near misses): word "
-        "order learned early"))
+        "D's match logit alone ranks a real image's own caption above its near miss (datasets that supply "
+        "them): word order learned early"))
     near_miss_weight: float = opt(0.0, (
-        "G ranks its image's own caption above that caption's near miss in D's match head (datasets that supply near misses): the"
-        " G side of hard_negatives"))
+        "G ranks its image's own caption above that caption's near miss in D's match head (datasets that "
+        "supply them): the G side of hard_negatives"))
     group_size: int = opt(1, (
         "images of one caption in a row in each batch (real: fresh draws of what it leaves open; fake: other "
         "seeds); >1 feeds D's group-spread head"))
