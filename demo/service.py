@@ -177,6 +177,13 @@ def _one_line(e: BaseException | str | None, root: Path | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------- the service
+def _core_captions(captions: list[str]) -> list[str]:
+    """The captions that do not merely extend another caption after a comma ("red heart, google style" extends
+    "red heart"): as near to any prompt as the full list, and a quarter of an emoji list to encode."""
+    known = set(captions)
+    return [c for c in captions if not any(c[:i] in known for i, ch in enumerate(c) if ch == ",")]
+
+
 class ModelService:
     """Checkpoints from one folder, loaded on demand into a bounded LRU, and the three tasks.
 
@@ -257,7 +264,7 @@ class ModelService:
         try:
             captions = json.loads((info.path / "captions.json").read_text(encoding="utf-8"))
             if isinstance(captions, list) and captions and all(isinstance(c, str) for c in captions):
-                return captions
+                return _core_captions(captions)
         except (OSError, ValueError):
             pass
         dataset = info.config.get("dataset")

@@ -54,3 +54,10 @@ def test_the_checkpoints_own_caption_list_wins(service):
 def test_no_caption_list_means_no_note(service, monkeypatch):
     monkeypatch.setattr(ModelService, "_trained_captions", staticmethod(lambda info: None))
     assert not [n for n in notes(service, "shapes-32", ["a photo of a dog on a beach"]) if FAR in n]
+
+
+def test_captions_that_only_extend_another_are_left_out_of_the_list():
+    from demo.service import _core_captions
+
+    captions = ["red heart", "red heart, google style", "red heart, love, valentine", "flag, japan", "pizza"]
+    assert _core_captions(captions) == ["red heart", "flag, japan", "pizza"]
