@@ -13,6 +13,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from dalle.rerank import SCORES
 from demo.card_tab import match_trust
 from demo.render import split_grid
 
@@ -90,8 +91,10 @@ def test_best_of_n_keeps_the_top_scored_candidates(client: Client) -> None:
     prompt = "a small blue square in the center"
     png, table, notes = generate(client, prompt, 7, 0.7, 2, "shapes-32", 6)
     all_png, all_table, _ = generate(client, prompt, 7, 0.7, 6, "shapes-32", 0)  # the 6 candidates, seeds 7..12
-    assert "best 2 of 6" in notes
-    score = {row[1]: row[2] * row[3] for row in all_table["data"]}
+    assert "best 2 of 6 candidates by " in notes
+    chosen = notes.split("candidates by ")[1].split(" (")[0]  # the score the checkpoint's evaluation chose
+    assert chosen in SCORES and f"Best of N keeps the images with the highest {chosen}" in notes
+    score = {row[1]: float(SCORES[chosen](np.float64(row[2]), np.float64(row[3]))) for row in all_table["data"]}
     ranked = sorted(score, key=lambda s: (-score[s], s))  # best first, ties to the lower seed
     kept = [row[1] for row in table["data"]]
     assert kept == ranked[:2]

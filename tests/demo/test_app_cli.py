@@ -32,15 +32,17 @@ def test_help_lists_the_flags():
 def test_every_train_flag_has_its_config_reason_as_help():
     import dataclasses
 
-    from dalle.cli import build_parser, field_reasons
-    from dalle.config import ModelConfig, TrainConfig
+    from dalle.cli import build_parser
+    from dalle.config import ModelConfig, TrainConfig, field_help
+    from dalle.shapes.training import ShapesOptions
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     helps = {a.dest: a.help for a in train._actions}
-    for cls in (TrainConfig, ModelConfig):
-        reasons = field_reasons(cls)
+    for cls in (TrainConfig, ModelConfig, ShapesOptions):
+        reasons = field_help(cls)
         for f in dataclasses.fields(cls):
-            if f.name in helps and f.name not in ("data", "out", "resolution"):
-                assert reasons.get(f.name), f"{cls.__name__}.{f.name} has no reason comment"
+            if f.name not in ("data", "out", "resolution"):
+                assert f.name in helps, f"{cls.__name__}.{f.name} is no flag"
+                assert reasons.get(f.name), f"{cls.__name__}.{f.name} has no reason"
                 assert helps[f.name].startswith(reasons[f.name].replace("%", "%%")), f.name
     assert "noise width" in helps["z_dim"]

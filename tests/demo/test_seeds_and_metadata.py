@@ -39,7 +39,8 @@ def test_wrapped_seeds_read_the_same_in_notes_table_and_png(handlers: Handlers) 
     with Image.open(png) as im:
         assert json.loads(im.text["seeds"]) == [[MAX_SEED, 0]] * 2
     _, _, best_notes, _ = handlers.generate(PROMPTS, MAX_SEED - 1, 0.7, 1, "shapes-32", 3)
-    assert "best 1 of 3 candidates (seeds 2147483646–2147483647, 0 ((seed + j) mod 2**31))" in best_notes
+    assert "best 1 of 3 candidates by " in best_notes
+    assert " (seeds 2147483646–2147483647, 0 ((seed + j) mod 2**31))" in best_notes
     assert "2147483648" not in best_notes
 
 
