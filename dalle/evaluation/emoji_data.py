@@ -1,4 +1,6 @@
-"""The emoji dataset as the evaluation needs it: images, per-image entries and caption indices."""
+"""The emoji dataset as the evaluation needs it: images, per-image entries and caption indices; the held-out
+labels (`is_heldout_label`, images the evaluator never trains on) and the held-out captions
+(`heldout_caption_pairs`, phrases no image is trained with)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..data.captioned import CaptionedImages
-from ..data.emoji import canonical_caption, load_emoji
+from ..data.emoji import HELDOUT_CAPTION_RULE, canonical_caption, load_emoji
+
+__all__ = ["HELDOUT_CAPTION_RULE", "HELDOUT_FRACTION", "HELDOUT_RULE", "EmojiEvalData", "heldout_caption_pairs",
+           "heldout_labels_sha256", "is_heldout_label", "label_split", "load_emoji_eval", "prepare_command"]
 
 
 @dataclass
@@ -24,6 +29,26 @@ class EmojiEvalData:
     @property
     def labels(self) -> list[str]:
         return [e["label"] for e in self.entries]
+
+    @property
+    def heldout_captions(self) -> list[tuple[str, str]]:
+        """`heldout_caption_pairs` of the entries."""
+        return heldout_caption_pairs(self.entries)
+
+
+def heldout_caption_pairs(entries: list[dict]) -> list[tuple[str, str]]:
+    """(held-out caption, label) for every label that has one (`HELDOUT_CAPTION_RULE`), sorted by label.
+
+    `entries`: emoji-<R>.json's per-image entries; a label's images all record the same "heldout_caption"
+    (data prepared before held-out captions records none: the list is empty). No image was trained with these
+    captions; each names the images of its label.
+    """
+    pairs: dict[str, str] = {}
+    for e in entries:
+        held = e.get("heldout_caption")
+        if held and pairs.setdefault(e["label"], held) != held:
+            raise ValueError(f"label {e['label']!r} records two held-out captions; prepare again")
+    return sorted(((c, lab) for lab, c in pairs.items()), key=lambda p: p[1])
 
 
 def prepare_command(data_root: str | Path, resolution: int) -> str:
@@ -49,18 +74,22 @@ def load_emoji_eval(data_root: str | Path = "data", resolution: int = 64) -> Emo
             raise ValueError(f"{root}: caption {c!r} is not among the dataset's captions; prepare again")
         canonical.append(index[c])
         plain.append(index[e["label"]])
+    leaked = [c for c, _ in heldout_caption_pairs(entries) if c in index]
+    if leaked:
+        raise ValueError(f"{root}: held-out caption {leaked[0]!r} is among the training captions; prepare again")
     return EmojiEvalData(data, entries, canonical, plain)
 
 
 HELDOUT_FRACTION = 0.3
 HELDOUT_RULE = ("held out = labels whose int(sha256(label as UTF-8).hexdigest()[:8], 16) % 10000 < "
                 "fraction * 10000 (both styles of a label together; emoji_data.is_heldout_label)")
+# HELDOUT_CAPTION_RULE (from dalle.data.emoji): which caption of each label no image is trained with.
 
 
 def is_heldout_label(label: str, fraction: float = HELDOUT_FRACTION) -> bool:
     """Deterministic split by emoji label: True for the ~`fraction` of labels the evaluator never trains on.
 
-    Both styles of one emoji share a label, so they always fall on the same side.
+    All styles of one emoji share a label, so they always fall on the same side.
     """
     h = int(hashlib.sha256(label.encode("utf-8")).hexdigest()[:8], 16)
     return (h % 10_000) < fraction * 10_000
