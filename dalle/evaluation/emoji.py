@@ -127,6 +127,27 @@ def emoji_reference(labels: list[str], evaluator_info: dict | None, num_samples:
     return EmojiReference(heldout, half_a, half_b, prompts, heldout[dis], fraction, digest)
 
 
+def style_distances(emb: torch.Tensor, groups: list[list[int]], styles: list[str]) -> dict:
+    """Evaluator-space distances between the real images of one label in different styles.
+
+    emb: [N, E] image embeddings (L2-normalised); groups: per label, its image indices (two or more, one a
+    style); styles: per image, its style. -> {"between_styles": mean over labels of the mean distance over the
+    pairs of its images, "google_twitter": mean over the labels with both of the Google-Twitter distance (None
+    when none has both), "styles": the styles present, sorted}.
+    """
+    per_label, pair = [], []
+    for idx in groups:
+        rows = emb[list(idx)].float()
+        dist = (rows[:, None] - rows[None]).norm(dim=-1)  # [k, k]
+        upper = torch.triu_indices(len(idx), len(idx), offset=1)
+        per_label.append(float(dist[upper[0], upper[1]].mean()))
+        by_style = {styles[i]: k for k, i in enumerate(idx)}
+        if "google" in by_style and "twitter" in by_style:
+            pair.append(float(dist[by_style["google"], by_style["twitter"]]))
+    return {"between_styles": float(np.mean(per_label)), "google_twitter": float(np.mean(pair)) if pair else None,
+            "styles": sorted({styles[i] for idx in groups for i in idx})}
+
+
 def _feature_diversity(emb: torch.Tensor, k: int) -> float:
     """Embeddings [P*k, E] grouped by prompt -> mean over prompts of their mean pairwise distance."""
     groups = emb.reshape(-1, k, emb.shape[-1])
@@ -208,19 +229,18 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
                       "threshold; reference: the same for the real prompt images against all *other* real images",
     }
 
-    # Diversity: bare-label prompts (whose real images are both styles), several seeds each.
+    # Diversity: bare-label prompts (whose real images are two or three styles), several seeds each.
     by_label: dict[str, list[int]] = {}
     for i, lab in enumerate(labels):
         by_label.setdefault(lab, []).append(i)
     heldout_labels = {labels[i] for i in ref.heldout}
-    two = sorted(lab for lab, idx in by_label.items() if len(idx) == 2 and lab in heldout_labels)
-    n_div = min(64, max(2, num_samples // 16), len(two))
-    div_labels = [two[i] for i in np.random.default_rng(seed + 1).choice(len(two), size=n_div, replace=False)]
+    multi = sorted(lab for lab, idx in by_label.items() if len(idx) >= 2 and lab in heldout_labels)
+    n_div = min(64, max(2, num_samples // 16), len(multi))
+    div_labels = [multi[i] for i in np.random.default_rng(seed + 1).choice(len(multi), size=n_div, replace=False)]
     k_div = 4
     div_prompts = [lab for lab in div_labels for _ in range(k_div)]
     div_seeds = sample_seeds(base + 500_000, k_div) * n_div
     g_div, _, _ = gen(div_prompts, div_seeds, psi)
-    real_pairs = torch.stack([real_emb[by_label[lab]] for lab in div_labels])  # [D, 2, E]
     space = "evaluator image embedding (L2-normalised); distance = Euclidean = sqrt(2 - 2 cos)"
     out["diversity"] = {
         "space": space,
@@ -232,10 +252,12 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     }
     out["style_distance"] = {
         "space": space,
-        "google_twitter": float((real_pairs[:, 0] - real_pairs[:, 1]).norm(dim=-1).mean()),
-        "definition": f"mean distance between the Google and the Twitter image of each of the same {n_div} "
-                      "labels: how far apart the two real images of one bare-label caption are. It is not a "
-                      "spread across seeds (the data holds one image per style), so it is no diversity ceiling",
+        **style_distances(real_emb, [by_label[lab] for lab in div_labels], [e["style"] for e in data.entries]),
+        "definition": f"between_styles: mean over the same {n_div} labels of the mean distance between the real "
+                      "images of one label in different styles (every pair of its styles); google_twitter: the "
+                      "same for the Google and the Twitter image alone. How far apart the real images of one "
+                      "bare-label caption are; not a spread across seeds (the data holds one image per style), "
+                      "so no diversity ceiling",
         "labels": n_div,
     }
 
@@ -282,7 +304,7 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
             "diversity": out["diversity"]["space"] + "; " + out["diversity"]["definition"],
             "fid": f"evaluator-space FID of {n_sw} images vs half B ({len(half_b)} real images)",
             "reference": {"alignment": float(hits_real[:n_sw].mean()),
-                          "style_distance": out["style_distance"]["google_twitter"], "fid_floor": sw_floor},
+                          "style_distance": out["style_distance"]["between_styles"], "fid_floor": sw_floor},
             "rows": rows}
     return out
 
@@ -325,7 +347,8 @@ MEASURED = {
     "kid": "torchmetrics KID in evaluator feature space, same sets as FID",
     "memorisation": "share of generated images with a real image at evaluator cosine >= threshold",
     "diversity": "mean pairwise evaluator-space distance across seeds of a bare-label prompt",
-    "style_distance": "evaluator-space distance between the Google and Twitter images of the same labels",
+    "style_distance": "evaluator-space distance between the real images of the same labels in different styles "
+                      "(mean over pairs of styles; and the Google-Twitter pair alone)",
     "discriminator": "AUROC of the match score (true vs mismatched captions on real images; on generated "
                      "images, R-precision hits vs misses) and of the realism score (real vs generated images; on generated "
                      "images, hits vs misses)",

@@ -18,22 +18,46 @@ TARGETS = (("R-precision / real", "R-precision / real", ">=", 0.5),
            ("match AUROC, real images", "match AUROC", ">=", 0.9))
 
 
+STYLE_NAMES = {"google": "Google (Noto)", "twitter": "Twitter (Twemoji)", "fluent": "Microsoft (Fluent Emoji, flat)"}
+
+
+def _and(words: list[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def data_paragraph(dataset: dict) -> str:
     """The model card's Data paragraph: the emoji sources and the attribution recorded in the config's
-    dataset block."""
-    lines = ["Google (Noto) and Twitter (Twemoji) emoji at 64 px, prepared by `python -m dalle prepare emoji` "
+    dataset block (its styles; Google and Twitter where a config predates the record)."""
+    styles = [STYLE_NAMES.get(s, s) for s in (dataset.get("styles") or ["google", "twitter"])]
+    lines = [f"{_and(styles)} emoji at 64 px, prepared by `python -m dalle prepare emoji` "
              "from npm packages checked against pinned sha512 integrity strings. Attribution:"]
     for a in dataset.get("attribution", []):
         lines.append(f"- {a.get('what', '')}: {a.get('source', '')} — {a.get('license', '')}"
                      + (f" ({a['note']})" if a.get("note") else ""))
     if dataset.get("changes"):
         lines.append(f"- changes: {dataset['changes']}")
+    if dataset.get("heldout_caption_rule"):
+        lines.append(f"- held-out captions, never trained on: {dataset['heldout_caption_rule']}")
     return "\n".join(lines)
 
 
 def _style_distance(m: dict) -> float | None:
-    """Evaluator distance between the Google and Twitter images of one label (None if not measured)."""
-    return (m.get("style_distance") or {}).get("google_twitter")
+    """Evaluator distance between the real images of one label in different styles, the mean over pairs of
+    styles; metrics measured before a third style give the Google-Twitter one (None if not measured)."""
+    block = m.get("style_distance") or {}
+    return block.get("between_styles", block.get("google_twitter"))
+
+
+def _style_words(m: dict) -> str:
+    """What `_style_distance` measured, in words: "Google-Twitter distance" for metrics of the two styles."""
+    return "between-styles distance" if "between_styles" in (m.get("style_distance") or {}) \
+        else "Google-Twitter distance"
+
+
+def _style_list(m: dict) -> str:
+    """The real styles `_style_distance` compared, as the model card names them: "Google, Twitter"."""
+    styles = (m.get("style_distance") or {}).get("styles") or ["google", "twitter"]
+    return ", ".join(s.capitalize() for s in styles)
 
 
 def table_lines(m: dict) -> list[str]:
@@ -55,8 +79,8 @@ def table_lines(m: dict) -> list[str]:
     d = m["diversity"]
     lines.append(f"diversity (evaluator distance, {d['prompts']} prompts x {d['seeds_per_prompt']} seeds): "
                  f"generated {fmt(d['generated'])}")
-    lines.append(f"Google-Twitter distance of the same labels' real images (not a seed spread): "
-                 f"{fmt(_style_distance(m))}")
+    lines.append(f"{_style_words(m)[0].upper()}{_style_words(m)[1:]} of the same labels' real images "
+                 f"(not a seed spread): {fmt(_style_distance(m))}")
     return lines
 
 
@@ -87,8 +111,7 @@ def results_cells(m: dict, s: dict) -> tuple[str, str]:
     head = (f"R-precision {fmt(m['r_precision']['generated']['mean'])} / "
             f"{fmt(m['r_precision']['real_ceiling']['mean'])}; evaluator FID {fmt(m['fid']['generated'])} "
             f"(real floor {fmt(m['fid']['floor_matched'])})")
-    div = (f"{fmt(m['diversity']['generated'])} (evaluator distance); Google-Twitter distance "
-           f"{fmt(_style_distance(m))}")
+    div = f"{fmt(m['diversity']['generated'])} (evaluator distance); {_style_words(m)} {fmt(_style_distance(m))}"
     return head, div
 
 
@@ -97,20 +120,22 @@ def plot_panels(ref: dict) -> list[tuple]:
     [(label, reference value)])."""
     return [("R-precision", [("generated", "alignment")], [("real", ref.get("alignment"))]),
             ("diversity (evaluator distance)", [("generated", "diversity")],
-             [("Google-Twitter distance (not a seed spread)", ref.get("style_distance"))]),
+             [("real styles' distance (not a seed spread)", ref.get("style_distance"))]),
             ("FID (evaluator space)", [("generated", "fid")], [("real floor", ref.get("fid_floor"))])]
 
 
-SAME_ACROSS_SEEDS = 0.5  # seed spread below this share of the two real styles' distance: seeds look alike
+SAME_ACROSS_SEEDS = 0.5  # seed spread below this share of the real styles' distance: seeds look alike
 
 
 def card_notes(m: dict) -> list[str]:
-    """The model card's sentence on seeds, when their spread is under half the distance between the two real
+    """The model card's sentence on seeds, when their spread is under half the distance between the real
     styles of one label (both in evaluator space); none when either was not measured."""
     spread, styles = (m.get("diversity") or {}).get("generated"), _style_distance(m)
     if spread is None or not styles or spread / styles >= SAME_ACROSS_SEEDS:
         return []
+    between = (f"between the two real styles ({_style_list(m)})" if len((m.get("style_distance") or {})
+               .get("styles") or [0, 0]) == 2 else f"on average between the real styles ({_style_list(m)})")
     return [f"Seeds change little: the images of one prompt differ by {fmt(spread)} between seeds (evaluator "
-            f"distance), {spread / styles:.2f} of the {fmt(styles)} between the two real styles (Google, Twitter) "
+            f"distance), {spread / styles:.2f} of the {fmt(styles)} {between} "
             "of one label, so most prompts, and the training samples' columns (one per seed), look nearly the "
             "same for every seed."]
