@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,ablate,sample,probe,probe-layouts,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,train-judge,ablate,sample,probe,probe-layouts,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.
@@ -62,10 +62,15 @@ def _apply_preset(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .datasets import open_training_data, option_fields
+    from .datasets import kind_of, open_training_data, option_fields
     from .training.state import run_model_config
     from .training.trainer import Trainer
 
+    if args.preset is None and args.data and kind_of(args.data).name == "folder":
+        args.preset = "folder"  # the real-data recipe; flags given on the command line still win
+        print("preset: folder (64 px real-data recipe; see `python -m dalle train --help` to change a flag)")
+    if args.preset == "folder" and not args.data:
+        raise SystemExit("error: --preset folder needs --data PATH (a folder with metadata.jsonl)")
     _apply_preset(args)
     args.data = args.data or "shapes"
     args.resolution = args.resolution or ModelConfig.resolution
@@ -82,6 +87,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model_cfg, cfg, data, command="python -m dalle " + shlex.join(argv))
     out = trainer.run(resume=args.resume, max_steps=args.max_steps)
     print(f"checkpoint: {out}")
+    return 0
+
+
+def cmd_train_judge(args: argparse.Namespace) -> int:
+    from .checkpoint import model_config, read_config
+    from .datasets import open_checkpoint_data
+    from .judge import JudgeSettings, save_judge, train_judge
+    from .text_encoder import encode_captions_cached
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    config = read_config(args.checkpoint)
+    cfg = model_config(config)
+    data = open_checkpoint_data(config, args.data_root)
+    table = encode_captions_cached(cfg.text_encoder, data.captions, args.cache_dir, max_tokens=cfg.max_tokens)
+    judge, record = train_judge(cfg, data, table.to("cpu", torch.float32), JudgeSettings(steps=args.steps,
+                                                                                         seed=args.seed))
+    save_judge(judge, args.checkpoint, record)
+    print(f"judge: {args.checkpoint}/judge.safetensors ({record['seconds']:.0f} s, {record['images']:,} images)")
     return 0
 
 
@@ -134,7 +159,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if compute.get("command"):
         from .presets import command_note
 
-        shown, note = command_note(compute["command"])
+        shown, note = command_note(compute["command"], model["resolution"])
         print(f"command: {shown}" + (f"\n  ({note})" if note else ""))
     if metrics.exists():
         for name, value in summary(read_metrics(metrics)).items():
@@ -284,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model")
-    p.add_argument("--preset", default=None, help="a shipped recipe (shapes, emoji); other flags override it")
+    p.add_argument("--preset", default=None, help="a shipped recipe (shapes, emoji, folder, emoji-32); other flags override it. --data FOLDER alone uses folder")
     p.add_argument("--data", default=None, help="shapes | emoji | path to a folder with metadata.jsonl")
     p.add_argument("--resolution", type=int, default=None, help=f"(default {ModelConfig.resolution})")
     p.add_argument("--out", default=None, help="run directory (default runs/<data>-<resolution>)")
@@ -296,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
         if kind.options:
             _add_dataclass_flags(p, kind.options, skip=set(), title=f"options of the {kind.name} dataset")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-judge", help="train a checkpoint's text-match judge on its real data (dalle/judge.py)")
+    p.add_argument("checkpoint")
+    p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--data-root", default="data", help="where prepared datasets live (default data)")
+    p.add_argument("--cache-dir", default="data/cache", help="caption embedding cache (default data/cache)")
+    p.set_defaults(func=cmd_train_judge)
 
     p = sub.add_parser("ablate", help="train recipe variants for the same minutes each, evaluate, tabulate")
     p.add_argument("--preset", required=True, help="recipe the variants start from (shapes, emoji)")

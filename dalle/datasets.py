@@ -174,5 +174,17 @@ def open_training_data(spec: str, resolution: int, options: dict | None = None,
     return kind.open(spec, resolution, data_root, own)
 
 
+def open_checkpoint_data(config: dict, data_root: str | Path = "data") -> TrainingData:
+    """The data a checkpoint was trained on (its config.json's dataset name), opened at its resolution with the
+    dataset options its run recorded ("train")."""
+    name = (config.get("dataset") or {}).get("name")
+    if known_kind(name) is None:
+        raise ValueError(f"the checkpoint's dataset {name!r} is not one this library can open")
+    recorded = config.get("train") or {}
+    options = {k: v for k, (ds, _) in option_fields().items() if ds == known_kind(name).name and k in recorded
+               for v in [recorded[k]]}
+    return open_training_data(name, int(config["model"]["resolution"]), options, data_root)
+
+
 def _default(f: dataclasses.Field):
     return f.default_factory() if f.default is dataclasses.MISSING else f.default

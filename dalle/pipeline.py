@@ -3,7 +3,8 @@
     pipe = TextToImagePipeline.from_pretrained("checkpoints/emoji-32")
     out = pipe(["red heart", "grinning face"], seed=0, truncation=0.7, num_images=4)
     out.images[0][3]   # PIL image of prompt 0 with seed 3
-    out.realism, out.match  # [P, N] probabilities from the discriminator
+    out.realism, out.match  # [P, N] probabilities: realism from the discriminator, match from the judge
+                            # (`dalle/judge.py`; the discriminator's own match head where a checkpoint has none)
 
 Image j of every prompt uses seed `(seed + j) mod 2**31`: its noise is drawn from a generator
 seeded with that number alone, so the same seed gives the same pixels whatever else is in the
@@ -24,6 +25,7 @@ from .checkpoint import load_networks, save_checkpoint
 from .config import ModelConfig
 from .device import pick_device
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
+from .judge import load_judge, save_judge
 from .models.discriminator import Discriminator
 from .models.generator import Generator, truncate
 from .text_encoder import TextCondition, TextEncoder
@@ -76,13 +78,18 @@ class PipelineOutput:
 class TextToImagePipeline:
     def __init__(self, generator: Generator, discriminator: Discriminator, text_encoder: TextEncoder,
                  config: dict, device: str | torch.device = "cpu", name: str = "",
-                 center_cache_size: int = 1024):
+                 center_cache_size: int = 1024,
+                 judge: Discriminator | None = None,  # the text-match judge G never trained against, if any
+                 judge_record: dict | None = None):  # its judge.json
         self.device = pick_device(device)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
         self.discriminator = discriminator.eval().requires_grad_(False).to(self.device)
+        self.judge = None if judge is None else judge.eval().requires_grad_(False).to(self.device)
+        self.judge_record = judge_record
         if self.device.type == "cpu":  # NHWC: oneDNN convolutions and bilinear upsampling skip layout copies
-            self.generator.to(memory_format=torch.channels_last)
-            self.discriminator.to(memory_format=torch.channels_last)
+            for module in (self.generator, self.discriminator, self.judge):
+                if module is not None:
+                    module.to(memory_format=torch.channels_last)
         self.text_encoder = text_encoder
         self.config = config
         self.model_config: ModelConfig = generator.cfg
@@ -97,14 +104,23 @@ class TextToImagePipeline:
         """Load a checkpoint folder (config.json + safetensors). Raises CheckpointError with one line."""
         path = Path(path)
         config, g, d = load_networks(path)
+        judge, record = load_judge(path, g.cfg) or (None, None)
         dev = pick_device(device)
         if text_encoder is None or text_encoder.name != g.cfg.text_encoder:
             text_encoder = TextEncoder(g.cfg.text_encoder, device=dev)
-        return cls(g, d, text_encoder, config, dev, name=path.name)
+        return cls(g, d, text_encoder, config, dev, name=path.name, judge=judge, judge_record=record)
 
     def save_pretrained(self, path: str | Path) -> Path:
-        return save_checkpoint(path, {k: v for k, v in self.config.items() if k != "format_version"},
-                               self.generator, self.discriminator)
+        out = save_checkpoint(path, {k: v for k, v in self.config.items() if k != "format_version"},
+                              self.generator, self.discriminator)
+        if self.judge is not None:
+            save_judge(self.judge, out, self.judge_record or {})
+        return out
+
+    @property
+    def match_source(self) -> str:
+        """Which network gives the match score: "judge" or "discriminator" (its own match head)."""
+        return "judge" if self.judge is not None else "discriminator"
 
     @property
     def step(self) -> int:
@@ -140,11 +156,19 @@ class TextToImagePipeline:
 
     @torch.inference_mode()
     def score_tensor(self, images: torch.Tensor, text: TextCondition) -> tuple[np.ndarray, np.ndarray]:
+        """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (realism [B] from the discriminator, match [B] from
+        the judge where there is one, else from the discriminator's own match head), probabilities."""
         s = self.discriminator.score(images, text)
-        return s["realism"].float().cpu().numpy(), s["match"].float().cpu().numpy()
+        match = s["match"] if self.judge is None else self.judge.score(images, text)["match"]
+        return s["realism"].float().cpu().numpy(), match.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def discriminator_match(self, images: torch.Tensor, text: TextCondition) -> np.ndarray:
+        """The discriminator's own (adversarial) match head, [B] probabilities: G trained against it."""
+        return self.discriminator.score(images, text)["match"].float().cpu().numpy()
 
     def score(self, images: list[Image.Image] | torch.Tensor, prompts: list[str]) -> dict[str, np.ndarray]:
-        """Discriminator probabilities for (image, prompt) pairs: {"realism": [B], "match": [B]}."""
+        """Probabilities for (image, prompt) pairs: {"realism": [B], "match": [B]} (`score_tensor`)."""
         if not isinstance(images, torch.Tensor):
             r = self.model_config.resolution
             arr = np.stack([np.asarray(im.convert("RGB").resize((r, r), Image.Resampling.LANCZOS)) for im in images])

@@ -12,6 +12,12 @@ import dataclasses
 
 from .config import ModelConfig, TrainConfig
 
+# The recipe for captioned images people bring (`--data FOLDER` uses it unless another preset is named): 64 px,
+# a generator and discriminator thin at high resolution (on a CPU thin convolutions are what buys images per
+# second), translation augmentation. Nothing in it is specific to one dataset.
+REAL_DATA: dict = {"resolution": 64, "channel_base": 1024, "d_channel_base": 512, "max_minutes": 60.0,
+                   "threads": 1, "snapshot_minutes": [15.0], "augment": "translation", "lr_g": 1e-3, "lr_d": 1e-3}
+
 PRESETS: dict[str, dict] = {
     "shapes": {"data": "shapes", "resolution": 32, "out": "runs/shapes-32", "max_minutes": 60.0, "threads": 1,
                "snapshot_minutes": [15.0], "augment": "", "channel_base": 1024, "lr_g": 1e-3, "lr_d": 1e-3,
@@ -19,9 +25,15 @@ PRESETS: dict[str, dict] = {
                "hard_negatives": 0.5, "d_word_order": True, "g_word_order": True, "d_near_miss_weight": 1.0,
                "near_miss_weight": 1.0, "recon_open": 0.0, "seeded_layouts": True, "seeded_pairs": True,
                "pair_layout": "center", "recon_weight": 30.0},
-    "emoji": {"data": "emoji", "resolution": 32, "out": "runs/emoji-32", "max_minutes": 120.0, "threads": 1,
-              "snapshot_minutes": [20.0], "augment": "translation", "lr_g": 1e-3, "lr_d": 1e-3},
+    "emoji": {**REAL_DATA, "data": "emoji", "out": "runs/emoji-64", "max_minutes": 175.0, "snapshot_minutes": [45.0]},
+    "folder": REAL_DATA,  # give --data PATH; the run folder is runs/<folder name>-64
+    # the recipe `checkpoints/emoji-32` was trained with (then called `emoji`), kept so that it can be rebuilt
+    "emoji-32": {"data": "emoji", "resolution": 32, "out": "runs/emoji-32", "max_minutes": 120.0, "threads": 1,
+                 "snapshot_minutes": [20.0], "augment": "translation", "lr_g": 1e-3, "lr_d": 1e-3},
 }
+# Presets renamed since a shipped checkpoint recorded them: {recorded command's preset: (its resolution, today's
+# name)}. A model card shows today's name, so that its command still rebuilds the checkpoint.
+RENAMED: dict[str, tuple[int, str]] = {"emoji": (32, "emoji-32")}
 
 
 def preset_command(name: str) -> str:
@@ -105,11 +117,30 @@ def effective_command(recorded: str) -> tuple[str, list[str]]:
     return shlex.join(head + kept), left_out
 
 
-def command_note(recorded: str) -> tuple[str, str]:
-    """(the command to show, a note on the flags it leaves out, "" when none) for a recorded training command; the
-    wording `python -m dalle info` and the model card share."""
-    shown, left_out = effective_command(recorded)
-    if not left_out:
-        return shown, ""
-    return shown, (f"recorded as `{recorded}`; its extra flags `{' '.join(left_out)}` equal the preset's current "
-                   "values")
+def renamed_command(recorded: str, resolution: int | None) -> str:
+    """`recorded` with a preset that has been renamed since (`RENAMED`) spelt by today's name, where the checkpoint's
+    resolution shows that it is the old recipe: "... --preset emoji" at 32 px -> "... --preset emoji-32"."""
+    import shlex
+
+    try:
+        words = shlex.split(recorded)
+    except ValueError:
+        return recorded
+    for i, word in enumerate(words[:-1]):
+        if word == "--preset" and words[i + 1] in RENAMED and RENAMED[words[i + 1]][0] == resolution:
+            return shlex.join(words[:i + 1] + [RENAMED[words[i + 1]][1]] + words[i + 2:])
+    return recorded
+
+
+def command_note(recorded: str, resolution: int | None = None) -> tuple[str, str]:
+    """(the command to show, a note on what it changes, "" when nothing) for a recorded training command of a
+    checkpoint at `resolution` px; the wording `python -m dalle info` and the model card share."""
+    renamed = renamed_command(recorded, resolution)
+    shown, left_out = effective_command(renamed)
+    notes = []
+    if renamed != recorded:
+        notes.append(f"recorded as `{recorded}`, the preset's name at the time")
+    if left_out:
+        notes.append(("" if notes else f"recorded as `{recorded}`; ")
+                     + f"its extra flags `{' '.join(left_out)}` equal the preset's current values")
+    return shown, "; ".join(notes)

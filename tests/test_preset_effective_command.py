@@ -50,3 +50,50 @@ def test_the_model_card_shows_the_plain_preset_command():
     (line,) = [l for l in card.splitlines() if l.startswith("- trained from scratch with")]
     assert line.startswith("- trained from scratch with `python -m dalle train --preset shapes` (")
     assert "`--seeded-pairs true --pair-layout center` equal the preset's current values" in line
+
+
+def test_a_renamed_preset_reads_by_todays_name_at_the_old_resolution():
+    from dalle.presets import PRESETS, command_note
+
+    shown, note = command_note("python -m dalle train --preset emoji", 32)
+    assert shown == "python -m dalle train --preset emoji-32"
+    assert "recorded as `python -m dalle train --preset emoji`" in note
+    assert PRESETS["emoji-32"]["resolution"] == 32 and PRESETS["emoji"]["resolution"] == 64
+    assert command_note("python -m dalle train --preset emoji", 64) == ("python -m dalle train --preset emoji", "")
+
+
+def test_the_emoji_32_card_names_the_preset_that_rebuilds_it():
+    card = render_model_card(REPO / "checkpoints" / "emoji-32", [])
+    (line,) = [l for l in card.splitlines() if l.startswith("- trained from scratch with")]
+    assert "`python -m dalle train --preset emoji-32`" in line
+
+
+def test_a_folder_uses_the_real_data_recipe_unless_flags_say_otherwise(tmp_path, monkeypatch):
+    """`train --data FOLDER` takes the `folder` preset (64 px); a flag given wins; `--preset folder` needs --data."""
+    import pytest
+
+    import dalle.cli as cli
+    from dalle.presets import PRESETS
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_open(spec, resolution, options=None, data_root="data"):
+        seen.update(spec=spec, resolution=resolution)
+        raise Stop
+
+    monkeypatch.setattr("dalle.datasets.open_training_data", fake_open)
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    parser = cli.build_parser()
+    with pytest.raises(Stop):
+        cli.cmd_train(parser.parse_args(["train", "--data", str(folder), "--out", str(tmp_path / "r")]))
+    assert seen["resolution"] == PRESETS["folder"]["resolution"] == 64
+    with pytest.raises(Stop):
+        cli.cmd_train(parser.parse_args(["train", "--data", str(folder), "--resolution", "32", "--out",
+                                         str(tmp_path / "r")]))
+    assert seen["resolution"] == 32
+    with pytest.raises(SystemExit, match="needs --data"):
+        cli.cmd_train(parser.parse_args(["train", "--preset", "folder"]))

@@ -3,7 +3,8 @@
 The trainer names no dataset. It calls these hooks, and a dataset that knows more about its
 captions overrides them (the shapes world in `dalle/shapes/training.py`); the defaults describe a
 plain set of captioned images. A hook that needs data support is announced by a capability
-flag (`supplies_negatives`, `supplies_groups`), and the trainer checks the flag, not a name.
+flag (`supplies_negatives`, `supplies_groups`, `supplies_wrong_images`), and the trainer checks the flag, not
+a name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class TrainingData:
     captions: list[str]  # every caption training may draw; batches name them by index
     supplies_negatives = False  # near_misses() gives each caption a hard negative
     supplies_groups = False  # sample(group=k) draws each caption k times in a row, each time afresh
+    supplies_wrong_images = False  # wrong_images() draws, for a caption, an image that almost shows it but does not
 
     def sample(self, batch_size: int, rng: random.Random, group: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Real images uint8 [B, R, R, 3] and their caption indices int64 [B]."""
@@ -44,6 +46,11 @@ class TrainingData:
     def near_misses(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
         """For each caption index [B], a caption that differs from it in one detail [B] (supplies_negatives)."""
         raise NotImplementedError(f"{type(self).__name__} supplies no near misses")
+
+    def wrong_images(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
+        """For each caption index [B], an image uint8 [B, R, R, 3] that comes close to showing it and does not
+        (supplies_wrong_images): the text-match judge's image-side negatives (`dalle/judge.py`)."""
+        raise NotImplementedError(f"{type(self).__name__} draws no wrong images")
 
     def pinned(self, indices: np.ndarray) -> np.ndarray:
         """[B] bool: captions that fix the whole image, so that there is one right answer up to jitter."""

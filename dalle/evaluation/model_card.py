@@ -39,10 +39,10 @@ def _history_lines(history: list[dict]) -> list[str]:
     return lines
 
 
-def _command_line(recorded: str, continued: bool) -> str:
+def _command_line(recorded: str, continued: bool, resolution: int) -> str:
     """The Training section's command bullet: the plain preset command where the recorded flags only repeat the
     preset's current values (`dalle.presets.command_note`), with a note saying so."""
-    shown, note = command_note(recorded)
+    shown, note = command_note(recorded, resolution)
     return (f"- {'continued' if continued else 'trained from scratch'} with `{shown}`"
             + (f" ({note})" if note else ""))
 
@@ -121,7 +121,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         "None: every image of the dataset was used for training.",
         "",
         "## Training",
-        *([_command_line(compute["command"], continued)] if compute.get("command") else []),
+        *([_command_line(compute["command"], continued, cfg["model"]["resolution"])] if compute.get("command") else []),
         f"- steps: {cfg['step']:,}; images seen: {cfg['images_seen']:,}",
         f"- hardware: {compute.get('device', 'unknown')}; world size {compute.get('world_size', 1)}",
         f"- wall time of the training steps: {compute.get('wall_time_s', 0) / 3600:.2f} h",

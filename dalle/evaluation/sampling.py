@@ -114,6 +114,29 @@ def discriminator_block(m_true, m_wrong, r_real, r_gen, psi) -> dict:
     }
 
 
+def discriminator_head_block(pipe: TextToImagePipeline, real: np.ndarray, own: list[str], other: list[str],
+                             generated: np.ndarray, prompts: list[str], verdicts: np.ndarray,
+                             batch_size: int = 128) -> dict:
+    """Where the match score comes from, and, when it is the judge's, the discriminator's own (adversarial) match
+    head measured the same way: on real uint8 images [M, R, R, 3] with their own captions `own` vs `other`, and on
+    generated images [N, R, R, 3] of `prompts` against `verdicts` [N]."""
+    out: dict = {"match_source": pipe.match_source}
+    if pipe.judge is None:
+        return out
+
+    def head(images: np.ndarray, captions: list[str]) -> np.ndarray:
+        text = pipe.encode(captions)
+        return np.concatenate([pipe.discriminator_match(uint8_to_tensor(images[k:k + batch_size], pipe.device),
+                                                        text[k:k + batch_size])
+                               for k in range(0, len(images), batch_size)])
+
+    v = np.asarray(verdicts, dtype=bool)
+    out["discriminator_match_auroc"] = auroc(head(real, own), head(real, other))
+    out["discriminator_generated_match_auroc"] = auroc_by_verdict(head(generated, prompts), v)
+    out["judge"] = {k: (pipe.judge_record or {}).get(k) for k in ("images", "seconds", "negatives")}
+    return out
+
+
 def generated_match(match: np.ndarray, verdicts: np.ndarray, verdict: str, realism: np.ndarray) -> dict:
     """How well the match score [N] of generated images separates correct (verdicts [N] True) from wrong ones,
     and how well their realism score [N] does; `verdict` says who judged."""

@@ -20,6 +20,7 @@ from ..evaluation.sampling import (
     Generated,
     best_of_block,
     discriminator_block,
+    discriminator_head_block,
     generated_match,
     mismatched_captions,
     pixel_diversity,
@@ -183,8 +184,11 @@ def evaluate_shapes(pipe: TextToImagePipeline, config: dict, num_samples: int, s
     _, m_true = score_real(pipe, real_seen, captions)
     _, m_wrong = score_real(pipe, real_seen, mismatched_captions(captions, rng))
     r_real, _ = score_real(pipe, real_all, [s.caption for s in seen + held])
+    wrong_captions = mismatched_captions(captions, random.Random(seed + 5))  # the same draw as m_wrong's
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, r_gen_all, psi),
-                            **_shapes_generated_match(m_gen_all, j_gen_all, r_gen_all)}
+                            **_shapes_generated_match(m_gen_all, j_gen_all, r_gen_all),
+                            **discriminator_head_block(pipe, real_seen, captions, wrong_captions, g_seen, captions,
+                                                       np.array([bool(j["exact"]) for j in j_seen]))}
 
     # Best-of-N by each score, at the app's truncation: 96 seen prompts of each kind, 8 seeds each.
     by_kind = {kind: [s.caption for s in seen if s.kind == kind][:BEST_OF_PROMPTS] for kind in ("single", "pair", "count")}

@@ -71,6 +71,7 @@ class ShapesTraining(ShapesWorld, TrainingData):
 
     supplies_negatives = True
     supplies_groups = True
+    supplies_wrong_images = True  # ShapesWorld.wrong_images: ghosts, missing and extra objects, near misses
 
     def __init__(self, resolution: int, options: ShapesOptions):
         super().__init__(resolution, DEFAULT_HOLDOUT, tuple(options.scene_mix) or DEFAULT_MIX)

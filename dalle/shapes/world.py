@@ -303,6 +303,48 @@ def render(scene_shapes: list[Shape], resolution: int) -> np.ndarray:
     return np.asarray(img)
 
 
+WRONG_KINDS = ("ghost", "missing", "extra", "near miss")  # how `wrong_render` spoils a scene
+GHOST_OPACITY = (0.15, 0.6)  # a ghost is an extra shape drawn this faint (a share of full ink)
+
+
+def _free_cell(shapes: list[Shape], rng: random.Random) -> str:
+    used = {s.cell for s in shapes}
+    return rng.choice([c for c in CELL_NAMES if c not in used] or list(CELL_NAMES))
+
+
+def wrong_render(scene: Scene, resolution: int, rng: random.Random, objects: list[tuple[str, str]],
+                 near: Scene | None = None, kind: str | None = None) -> tuple[np.ndarray, str]:
+    """(an image uint8 [R, R, 3] that comes close to showing `scene.caption` but does not, which of WRONG_KINDS).
+
+    The ways a generator gets a scene wrong, drawn by the world's own renderer:
+      * "ghost": the scene plus a faint extra shape (GHOST_OPACITY of full ink) in a free cell;
+      * "missing": one object of a pair or a count left out (singles get a ghost instead);
+      * "extra": one more solid copy of one of the scene's objects, in a free cell;
+      * "near miss": `near`, a redrawn scene of a near-miss caption (a flipped relation, swapped colours,
+        another count or place), when there is one; else an extra object of another kind.
+    `kind` picks one; None draws it (ghosts half the time: the generator's commonest failure).
+    """
+    kind = kind or rng.choices(WRONG_KINDS, weights=(0.5, 0.25, 0.15, 0.1))[0]
+    if kind == "missing" and len(scene.shapes) < 2:
+        kind = "ghost"
+    if kind == "ghost":
+        color, shape = rng.choice(objects) if rng.random() < 0.5 else (scene.shapes[0].color, scene.shapes[0].shape)
+        ghost = Shape(color, shape, "small", _free_cell(scene.shapes, rng), *_jitter(rng))
+        base = render(scene.shapes, resolution).astype(np.float32)
+        full = render(scene.shapes + [ghost], resolution).astype(np.float32)
+        opacity = rng.uniform(*GHOST_OPACITY)
+        return ((1 - opacity) * base + opacity * full).round().astype(np.uint8), kind
+    if kind == "missing":
+        drop = rng.randrange(len(scene.shapes))
+        return render([s for i, s in enumerate(scene.shapes) if i != drop], resolution), kind
+    if kind == "near miss" and near is not None:
+        return render(near.shapes, resolution), kind
+    template = rng.choice(scene.shapes)
+    color, shape = (template.color, template.shape) if kind == "extra" else rng.choice(objects)
+    extra = Shape(color, shape, "small", _free_cell(scene.shapes, rng), *_jitter(rng))
+    return render(scene.shapes + [extra], resolution), "extra"
+
+
 class ShapesWorld:
     """Infinite training stream of (image, caption) pairs from the `shapes` world."""
 
@@ -348,6 +390,16 @@ class ShapesWorld:
     def pinned(self, indices: np.ndarray) -> np.ndarray:
         """For each caption index [B], whether that caption places its shape (`pins_layout`) [B] bool."""
         return self._pinned[indices]
+
+    def wrong_images(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
+        """For each caption index [B], a fresh draw of its scene spoilt by `wrong_render`: uint8 [B, R, R, 3]."""
+        objects = allowed_objects(self.holdout)
+        out = []
+        for i in indices:
+            near = [j for j in self._near[i] if j != i]
+            near_scene = redraw(self.scenes[rng.choice(near)], rng) if near else None
+            out.append(wrong_render(redraw(self.scenes[i], rng), self.resolution, rng, objects, near_scene)[0])
+        return np.stack(out)
 
     def near_miss(self, indices: np.ndarray, rng: random.Random) -> np.ndarray:
         """For each caption index [B], the index of one of its near misses (`near_misses`) [B]."""
