@@ -27,9 +27,9 @@ TRUSTED_MATCH_AUROC = 0.8  # below this, the text-match score on generated image
 
 
 def match_trust(folder: Path) -> str:
-    """One line on how far the text-match column can be trusted for this checkpoint's own images:
-    the AUROC of the match score against the checker's (or evaluator's) verdict on generated images,
-    from its metrics.json. "" when the checkpoint has no such measurement."""
+    """One line on where the text-match column comes from and how far it can be trusted for this checkpoint's own
+    images: the AUROC of the match score against the checker's (or evaluator's) verdict on generated images, from
+    its metrics.json. "" when the checkpoint has no such measurement."""
     try:
         disc = json.loads((folder / "metrics.json").read_text()).get("discriminator") or {}
         auroc = float(disc["generated_match_auroc"])
@@ -37,6 +37,14 @@ def match_trust(folder: Path) -> str:
         return ""
     verdict = ("a useful guide" if auroc >= TRUSTED_MATCH_AUROC
                else "only a weak hint: an image can score high and still be wrong")
+    if disc.get("match_source") == "judge":
+        source = ("Text match comes from the judge, a network trained on real images only that the generator "
+                  "never trained against")
+        own = disc.get("discriminator_generated_match_auroc")
+        source += (f" (the discriminator's own match head, which it did train against: AUROC {own:.2f})"
+                   if isinstance(own, (int, float)) else "")
+        return (f"{source}. On this checkpoint's own images it separates right from wrong images with AUROC "
+                f"{auroc:.2f} (0.5 = chance; `python -m dalle evaluate`): {verdict}.")
     return (f"Text match on this checkpoint's own images separates right from wrong images with AUROC "
             f"{auroc:.2f} (0.5 = chance; `python -m dalle evaluate`): {verdict}.")
 

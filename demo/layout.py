@@ -39,8 +39,9 @@ CSS = """
 """
 INTRO = """# Text-to-image GAN playground
 A small text-conditional StyleGAN trained from scratch on a world of coloured shapes and on emoji.
-Type one prompt per line; every image is scored by the checkpoint's own discriminator
-(**realism** = how real it looks, **text match** = how well it fits the prompt)."""
+Type one prompt per line; every image is scored by the checkpoint's discriminators
+(**realism** = how real it looks, from the discriminator the generator trained against; **text match** = how well
+it fits the prompt, from the checkpoint's judge, trained on real images only, where it has one)."""
 
 
 def _range_note(slider: gr.Slider, note: gr.Markdown, label: str, lo: float, hi: float) -> None:
