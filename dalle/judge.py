@@ -46,6 +46,8 @@ class JudgeSettings:
     batch_size: int = 32  # images per batch, each with its own caption and its rivals
     lr: float = 1e-3  # Adam step size (betas 0, 0.99 as the GAN's D)
     seed: int = 0  # one seed: same data order, same weights
+    frozen_trunk: bool = False  # start from the checkpoint's D, keep its trunk (which has seen G's images) and
+    # train only a fresh match head on it; False: a whole fresh network
 
 
 def judge_loss(judge: Discriminator, real: torch.Tensor, own: TextCondition, rivals: list[TextCondition],
@@ -64,15 +66,27 @@ def judge_loss(judge: Discriminator, real: torch.Tensor, own: TextCondition, riv
     return loss, {"loss": loss.item(), "match_acc": beats.item()}
 
 
+TRUNK = ("from_rgb.", "blocks.")  # the parameters of D's trunk (images -> 4x4 region map)
+
+
 def train_judge(model_cfg: ModelConfig, data: TrainingData, table: TextCondition, settings: JudgeSettings,
-                log: Callable[[str], None] = print) -> tuple[Discriminator, dict]:
+                log: Callable[[str], None] = print, discriminator: Discriminator | None = None,
+                ) -> tuple[Discriminator, dict]:
     """A judge for `data`, trained `settings.steps` batches. table: the conditions of `data.captions`, in order.
+    `discriminator`: the checkpoint's D, whose trunk a `frozen_trunk` judge keeps.
     -> (the judge in eval mode, its record for judge.json)."""
     torch.manual_seed(settings.seed)
     judge = Discriminator(model_cfg)
+    if settings.frozen_trunk:
+        if discriminator is None:
+            raise ValueError("a frozen-trunk judge needs the checkpoint's discriminator")
+        trunk = {k: v for k, v in discriminator.state_dict().items() if k.startswith(TRUNK)}
+        judge.load_state_dict(trunk, strict=False)
+        for name, p in judge.named_parameters():
+            p.requires_grad_(not name.startswith(TRUNK))
     if judge.word_order is not None:
         judge.word_order.fit(table)
-    opt = torch.optim.Adam(judge.parameters(), lr=settings.lr, betas=(0.0, 0.99))
+    opt = torch.optim.Adam([p for p in judge.parameters() if p.requires_grad], lr=settings.lr, betas=(0.0, 0.99))
     rng, g = random.Random(settings.seed), torch.Generator().manual_seed(settings.seed)
     start, stats = time.perf_counter(), {}
     for step in range(settings.steps):
@@ -89,7 +103,8 @@ def train_judge(model_cfg: ModelConfig, data: TrainingData, table: TextCondition
         if step % 250 == 0 or step == settings.steps - 1:
             log(f"judge step {step + 1}/{settings.steps}: loss {stats['loss']:.3f}, match_acc "
                 f"{stats['match_acc']:.3f}, {time.perf_counter() - start:.0f} s")
-    record = {"kind": "judge", "settings": asdict(settings), "seconds": round(time.perf_counter() - start, 1),
+    record = {"kind": "judge", "settings": asdict(settings),
+              "trunk": "the checkpoint's discriminator, frozen" if settings.frozen_trunk else "its own", "seconds": round(time.perf_counter() - start, 1),
               "images": settings.steps * settings.batch_size, "dataset": data.describe().get("name"),
               "negatives": ["another caption"] + (["a near miss"] if data.supplies_negatives else [])
               + (["a wrong image of the caption"] if data.supplies_wrong_images else []),

@@ -128,3 +128,20 @@ def test_a_saved_judge_scores_as_before_and_the_pipeline_uses_it(tmp_path, check
     out = pipe(["a red circle"], num_images=2)
     assert (out.match > 0.99).all()
     assert (pipe.discriminator_match(images, text) < 0.99).any()
+
+
+def test_a_frozen_trunk_judge_keeps_the_discriminators_trunk_and_trains_a_fresh_head():
+    from dalle.judge import TRUNK
+
+    torch.manual_seed(3)
+    D = Discriminator(TINY_MODEL)
+    data = ShapesTraining(32, ShapesOptions())
+    table = _text(len(data.captions), 7)
+    with pytest.raises(ValueError, match="needs the checkpoint's discriminator"):
+        train_judge(TINY_MODEL, data, table, JudgeSettings(steps=1, batch_size=2, frozen_trunk=True), log=print)
+    judge, record = train_judge(TINY_MODEL, data, table, JudgeSettings(steps=2, batch_size=2, frozen_trunk=True),
+                                log=lambda _: None, discriminator=D)
+    ours, theirs = judge.state_dict(), D.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs if k.startswith(TRUNK))
+    assert not torch.equal(ours["image_proj.weight"], theirs["image_proj.weight"])
+    assert record["trunk"] == "the checkpoint's discriminator, frozen"
