@@ -113,8 +113,11 @@ def load_tensors(folder: str | Path, stem: str) -> dict[str, torch.Tensor]:
 
 def load_into(module: torch.nn.Module, folder: str | Path, stem: str) -> None:
     """Load weights into `module`, checking names and shapes first (clear errors, no partial loads)."""
-    tensors = load_tensors(folder, stem)
-    path = Path(folder) / f"{stem}.safetensors"
+    load_checked(module, load_tensors(folder, stem), Path(folder) / f"{stem}.safetensors")
+
+
+def load_checked(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Load `tensors` (read from `path`, named in errors) into `module`, checking names, shapes and values first."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

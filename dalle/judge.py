@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CheckpointError, half_state, load_into, refuse_pickles, save_tensors
+from .checkpoint import CheckpointError, half_state, load_checked, load_tensors, refuse_pickles, save_tensors
 from .config import ModelConfig
 from .data.base import TrainingData
 from .images import uint8_to_tensor
@@ -113,9 +113,13 @@ def train_judge(model_cfg: ModelConfig, data: TrainingData, table: TextCondition
 
 
 def save_judge(judge: Discriminator, folder: str | Path, record: dict) -> None:
-    """Write `judge.safetensors` (fp16) and `judge.json` into a checkpoint folder."""
+    """Write `judge.safetensors` (fp16) and `judge.json` into a checkpoint folder. A frozen-trunk judge keeps only
+    its own head: its trunk is the folder's discriminator's."""
     folder = Path(folder)
-    save_tensors(half_state(judge), folder, JUDGE_FILE)
+    tensors = half_state(judge)
+    if (record.get("settings") or {}).get("frozen_trunk"):
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(TRUNK)}
+    save_tensors(tensors, folder, JUDGE_FILE)
     (folder / JUDGE_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
@@ -129,6 +133,10 @@ def load_judge(folder: str | Path, model_cfg: ModelConfig) -> tuple[Discriminato
         record = json.loads((folder / JUDGE_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{folder / JUDGE_RECORD}: missing or not JSON ({e})") from None
+    tensors = load_tensors(folder, JUDGE_FILE)
+    if (record.get("settings") or {}).get("frozen_trunk"):
+        trunk = {k: v for k, v in load_tensors(folder, "discriminator").items() if k.startswith(TRUNK)}
+        tensors = {**trunk, **tensors}
     judge = Discriminator(model_cfg)
-    load_into(judge, folder, JUDGE_FILE)
+    load_checked(judge, tensors, folder / f"{JUDGE_FILE}.safetensors")
     return judge.eval().requires_grad_(False), record

@@ -145,3 +145,22 @@ def test_a_frozen_trunk_judge_keeps_the_discriminators_trunk_and_trains_a_fresh_
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs if k.startswith(TRUNK))
     assert not torch.equal(ours["image_proj.weight"], theirs["image_proj.weight"])
     assert record["trunk"] == "the checkpoint's discriminator, frozen"
+
+
+def test_a_frozen_trunk_judge_is_saved_without_the_trunk_and_loads_it_from_the_discriminator(tmp_path):
+    from dalle.checkpoint import load_tensors, save_checkpoint
+    from dalle.judge import TRUNK
+
+    torch.manual_seed(4)
+    G, D = Generator(TINY_MODEL), Discriminator(TINY_MODEL)
+    folder = save_checkpoint(tmp_path / "ckpt", {"model": TINY_MODEL.to_dict()}, G, D)
+    data = ShapesTraining(32, ShapesOptions())
+    table = _text(len(data.captions), 8)
+    judge, record = train_judge(TINY_MODEL, data, table, JudgeSettings(steps=1, batch_size=2, frozen_trunk=True),
+                                log=lambda _: None, discriminator=D)
+    save_judge(judge, folder, record)
+    assert not any(k.startswith(TRUNK) for k in load_tensors(folder, "judge"))
+    loaded, _ = load_judge(folder, TINY_MODEL)
+    images = uint8_to_tensor(data.sample(2, random.Random(0))[0])
+    np.testing.assert_allclose(loaded.score(images, table[:2])["match"], judge.score(images, table[:2])["match"],
+                               atol=2e-2)
