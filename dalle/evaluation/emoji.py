@@ -4,7 +4,11 @@ R-precision, FID/KID, memorisation and diversity in the feature space of the shi
 (`checkpoints/evaluator`), each with a reference value measured on real images; the discriminator's
 AUROCs, on generated images against the evaluator's top-1 verdict; and a truncation sweep. Prompts,
 distractors and real references come only from the labels the evaluator never trained on
-(`emoji_reference`), so real and generated images are equally new to it. `load` and `measure` are what
+(`emoji_reference`), so real and generated images are equally new to it. Everything is judged at the
+evaluator's resolution (64 px): the real references are the prepared 64 px images, and a checkpoint's images
+of another size are resized to it (bilinear; a 32 px image is upsampled), so a checkpoint is compared with
+the crisp images, not with real images as crude as its own. Only the discriminator's scores of real images
+use the data at the checkpoint's own resolution. `load` and `measure` are what
 the dataset registry (`dalle/datasets.py`) hands to `dalle/evaluation/evaluate.py`.
 """
 
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 from ..pipeline import TextToImagePipeline
-from .emoji_data import EmojiEvalData
+from .emoji_data import EmojiEvalData, prepare_command
 from .sampling import PSIS, Generated, best_of_block, discriminator_block, generated_match, sample_seeds, score_real
 from .stats import draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
 
@@ -35,6 +39,16 @@ _REPO = Path(__file__).resolve().parents[2]
 def default_evaluator_dir() -> Path:
     local = Path("checkpoints/evaluator")
     return local if (local / "config.json").is_file() else _REPO / "checkpoints" / "evaluator"
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [N, R, R, 3] -> uint8 [N, size, size, 3]: bilinear, antialiased when shrinking (plain bilinear when
+    enlarging, as the evaluator reads smaller images), rounded. Unchanged when already `size` px."""
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    y = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return y.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _fid_kid(evaluator, real_feats: torch.Tensor, fakes: dict[str, torch.Tensor], subset_size: int, seed: int) -> dict:
@@ -155,9 +169,15 @@ def _feature_diversity(emb: torch.Tensor, k: int) -> float:
 
 
 def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, seed: int, psi: float, sweep: bool,
-                   evaluator, data: EmojiEvalData, cache_dir: str | Path, log) -> dict:
+                   evaluator, data: EmojiEvalData, cache_dir: str | Path, log,
+                   disc_images: np.ndarray | None = None) -> dict:
     """Measure an emoji checkpoint with up to `num_samples` prompts of the evaluator's held-out labels at
     truncation `psi`; `sweep`: also the truncation sweep over `PSIS`. Every draw comes from `seed`.
+
+    `data`: the emoji data at the evaluator's resolution (the real references; generated images of another
+    size are resized to it inside the evaluator). `disc_images`: the same real images, in the same order, at
+    the checkpoint's resolution, for the discriminator's scores of real images (default: `data`'s images,
+    resized to the checkpoint's resolution when they differ).
 
     -> metrics.json blocks {"prompts", "r_precision", "fid", "kid", "inception_fid", "memorisation",
     "diversity", "style_distance", "discriminator"[, "truncation_sweep"]}.
@@ -165,6 +185,11 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     from ..text_encoder import encode_captions_cached
 
     ds = data.data
+    own = int(pipe.model_config.resolution)
+    if disc_images is None:
+        disc_images = resize_uint8(ds.images, own)
+    if len(disc_images) != len(ds) or disc_images.shape[1] != own:
+        raise ValueError(f"disc_images: expected {len(ds)} images at {own} px, got {disc_images.shape}")
     enc = pipe.text_encoder if pipe.text_encoder.name == evaluator.text_encoder_name else None
     table = encode_captions_cached(evaluator.text_encoder_name, ds.captions, Path(cache_dir), encoder=enc).pooled
     text_emb = evaluator.embed_text(table)  # [C, E]
@@ -188,7 +213,12 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     pool_t = text_emb[pool_caps]
     hits_gen = r_precision_hits(g_emb, true_t, pool_t, distractors)
     hits_real = r_precision_hits(real_emb[chosen], true_t, pool_t, distractors)
+    judged = int(ds.images.shape[1])
     out: dict = {"prompts": {"n": num_samples, "caption": "canonical 'label, style style'",
+                             "judged_at": {"px": judged, "generated_px": int(g_pix.shape[1]), "real_px": judged,
+                                           "resize": "generated images resized to the evaluator's resolution "
+                                                     "(bilinear, antialiased when shrinking); real references "
+                                                     "are the prepared images at that resolution"},
                              "source": f"random images of half A of a seeded split (seed {seed}) of the images "
                                        "of the evaluator's held-out labels",
                              "heldout_labels": {"labels": len({labels[i] for i in ref.heldout}),
@@ -275,7 +305,7 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
 
     # Discriminator usefulness.
     wrong = [ds.captions[data.canonical[int(dis[0])]] for dis in distractors]  # another label's caption
-    real_imgs = ds.images[chosen]
+    real_imgs = disc_images[chosen]  # at the checkpoint's resolution: the discriminator's own input
     r_real, m_true = score_real(pipe, real_imgs, prompts)
     _, m_wrong = score_real(pipe, real_imgs, wrong)
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, g_real, psi),
@@ -315,19 +345,50 @@ class EmojiInputs:
     """What an emoji evaluation needs beyond the checkpoint, loaded before the models (so it fails early)."""
 
     evaluator: object  # dalle.evaluation.evaluator.Evaluator
-    data: EmojiEvalData  # the prepared emoji data at the checkpoint's resolution
+    data: EmojiEvalData  # the prepared emoji data at the evaluator's resolution (64 px): the real references
     cache_dir: Path  # where encoded captions are cached
+    disc_images: np.ndarray | None = None  # the same real images at the checkpoint's resolution, when it differs
+
+
+def missing_data(data_root: str | Path, judged: int, own: int) -> str | None:
+    """One line naming every emoji file an evaluation needs but lacks, each with the command that prepares it;
+    None when nothing is missing. `judged`: the evaluator's resolution (real references, always needed);
+    `own`: the checkpoint's (the discriminator's scores of real images)."""
+    root = Path(data_root) / "emoji"
+    why = {own: f"the discriminator of this {own} px checkpoint scores real images at {own} px",
+           judged: f"emoji checkpoints are judged at the evaluator's {judged} px against the real {judged} px "
+                   "images"}  # when own == judged, the judging is the reason given
+    parts = []
+    for res in dict.fromkeys((judged, own)):
+        gone = [p for p in (root / f"emoji-{res}.npz", root / f"emoji-{res}.json") if not p.is_file()]
+        if gone:
+            parts.append(f"{gone[0]} not found ({why[res]}); run `{prepare_command(data_root, res)}` first")
+    return "; and ".join(parts) or None
 
 
 def load(config: dict, data_root: str | Path, evaluator_dir: str | Path | None) -> EmojiInputs:
-    """The evaluator (`evaluator_dir`, default `default_evaluator_dir()`) and the emoji data under `data_root` at
-    the checkpoint's resolution. Raises EvaluatorError / FileNotFoundError with one-line messages."""
+    """The evaluator (`evaluator_dir`, default `default_evaluator_dir()`), the emoji data under `data_root` at the
+    evaluator's resolution (64 px) and, when the checkpoint's resolution differs, the same images at the
+    checkpoint's (for the discriminator). Raises EvaluatorError / FileNotFoundError / ValueError with one-line
+    messages; a missing file's message names `python -m dalle prepare emoji --resolution R` for each R needed."""
     from .emoji_data import load_emoji_eval
     from .evaluator import load_evaluator
 
     evaluator = load_evaluator(evaluator_dir or default_evaluator_dir())
-    data = load_emoji_eval(data_root, int(config["model"]["resolution"]))
-    return EmojiInputs(evaluator, data, Path(data_root) / "cache")
+    judged, own = int(evaluator.arch.resolution), int(config["model"]["resolution"])
+    missing = missing_data(data_root, judged, own)
+    if missing:
+        raise FileNotFoundError(missing)
+    data = load_emoji_eval(data_root, judged)
+    disc_images = None
+    if own != judged:
+        own_data = load_emoji_eval(data_root, own)
+        if [(e["hexcode"], e["style"]) for e in own_data.entries] != [(e["hexcode"], e["style"]) for e in data.entries]:
+            raise ValueError(f"{Path(data_root) / 'emoji'}: emoji-{own} and emoji-{judged} hold different images; "
+                             f"prepare both again (`{prepare_command(data_root, judged)}` and "
+                             f"`{prepare_command(data_root, own)}`)")
+        disc_images = own_data.data.images
+    return EmojiInputs(evaluator, data, Path(data_root) / "cache", disc_images)
 
 
 def measure(pipe: TextToImagePipeline, config: dict, loaded: EmojiInputs, num_samples: int, seed: int, psi: float,
@@ -336,13 +397,13 @@ def measure(pipe: TextToImagePipeline, config: dict, loaded: EmojiInputs, num_sa
     from .evaluator import evaluator_id
 
     results = evaluate_emoji(pipe, config, num_samples, seed, psi, sweep, loaded.evaluator, loaded.data,
-                             loaded.cache_dir, log)
+                             loaded.cache_dir, log, disc_images=loaded.disc_images)
     return results, evaluator_id(loaded.evaluator)
 
 
 MEASURED = {
-    "r_precision": "top-1 retrieval of the true canonical caption among 100 (evaluator cosine); "
-                   "real_ceiling: the real images of the same prompts",
+    "r_precision": "top-1 retrieval of the true canonical caption among 100 (evaluator cosine, at the evaluator's "
+                   "64 px: generated images resized to it); real_ceiling: the real 64 px images of the same prompts",
     "fid": "torchmetrics FID in evaluator feature space vs half B of the real data; floors: real images",
     "kid": "torchmetrics KID in evaluator feature space, same sets as FID",
     "memorisation": "share of generated images with a real image at evaluator cosine >= threshold",

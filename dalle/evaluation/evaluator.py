@@ -1,10 +1,11 @@
 """A small contrastive image/text evaluator for the emoji dataset.
 
-The image tower is a ~0.5M-parameter CNN on 64px images; the text side is the FROZEN
-text encoder's pooled embedding (the same one the GAN is conditioned on) followed by
-a learned two-layer projection. Both map into one L2-normalised space of
-`embed_dim` dimensions and are trained with a symmetric InfoNCE loss on the real
-emoji data only (see `train_evaluator.py`).
+The image tower is a small CNN (~0.6M parameters) that reads 64px images at full resolution
+(a stride-1 stem; smaller images are upsampled to 64px first, so a 32px checkpoint is judged
+against the crisp 64px data); the text side is the FROZEN text encoder's pooled embedding (the
+same one the GAN is conditioned on) followed by a learned two-layer projection. Both map into
+one L2-normalised space of `embed_dim` dimensions and are trained with a symmetric InfoNCE loss
+on the real emoji data only (see `train_evaluator.py`).
 
 That shared space is used for every learned emoji metric: R-precision (cosine
 between an image and candidate captions), FID/KID (image embeddings as the feature
@@ -27,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 EVALUATOR_KIND = "evaluator"
-EVALUATOR_VERSION = 1
+EVALUATOR_VERSION = 2  # 2: architecture.stem / stage_convs / last_stage_convs (absent in 1: LEGACY_ARCH)
 WEIGHTS_FILE = "evaluator.safetensors"
 CONFIG_FILE = "config.json"
 MAX_WEIGHTS_BYTES = 16 * 1024 * 1024
@@ -37,13 +38,26 @@ class EvaluatorError(FileNotFoundError):
     """The evaluator folder is missing or unusable; the message is one line."""
 
 
+# What a version-1 config.json (no such keys) meant: the 4x4 stride-2 stem, one extra conv per stage but the last.
+LEGACY_ARCH = {"stem": "conv4x4/2", "stage_convs": 1, "last_stage_convs": 0}
+STEMS = ("conv3x3/1", "conv4x4/2")
+
+
 @dataclass
 class EvaluatorArch:
-    resolution: int = 64  # input side; other sizes are resized to this
-    widths: tuple[int, ...] = (32, 64, 128, 192)  # stem width, then one stage per entry after it
+    resolution: int = 64  # input side; other sizes are resized to this (bilinear, antialiased when shrinking)
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256)  # stem width, then one stride-2 stage per entry after it
     embed_dim: int = 128  # width of the shared image/text space
     text_dim: int = 384  # pooled text-encoder width
     text_hidden: int = 256  # hidden width of the text projection MLP
+    stem: str = "conv3x3/1"  # "conv3x3/1": the stem keeps the full input resolution; "conv4x4/2": halves it
+    stage_convs: int = 1  # stride-1 3x3 convs after each stage's stride-2 conv ...
+    last_stage_convs: int = 0  # ... except the last stage, which has this many
+
+    def __post_init__(self):
+        self.widths = tuple(int(w) for w in self.widths)
+        if self.stem not in STEMS:
+            raise ValueError(f"unknown evaluator stem {self.stem!r} (one of {', '.join(STEMS)})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,9 +66,16 @@ class EvaluatorArch:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvaluatorArch":
-        d = dict(d)
+        d = {**LEGACY_ARCH, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__}}
         d["widths"] = tuple(d["widths"])
         return cls(**d)
+
+    def describe(self) -> str:
+        """The image tower in words (config.json's architecture.image_tower)."""
+        stem = ("conv3x3/1 stem at the full input resolution" if self.stem == "conv3x3/1"
+                else "conv4x4/2 stem (halves the input)")
+        return (f"{stem}, then {len(self.widths) - 1} stages of conv3x3/2 + {self.stage_convs} conv3x3/1 "
+                f"({self.last_stage_convs} in the last), BatchNorm, SiLU, global average pool, linear")
 
 
 def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
@@ -67,11 +88,14 @@ class ImageTower(nn.Module):
     def __init__(self, arch: EvaluatorArch):
         super().__init__()
         w = arch.widths
-        layers: list[nn.Module] = [nn.Conv2d(3, w[0], 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(w[0]),
-                                   nn.SiLU()]  # 64 -> 32
+        if arch.stem == "conv4x4/2":
+            layers: list[nn.Module] = [nn.Conv2d(3, w[0], 4, stride=2, padding=1, bias=False),
+                                       nn.BatchNorm2d(w[0]), nn.SiLU()]  # 64 -> 32
+        else:
+            layers = _conv_bn(3, w[0], 1)  # 64 -> 64
         for i, (cin, cout) in enumerate(zip(w[:-1], w[1:])):
             layers += _conv_bn(cin, cout, 2)  # halve the resolution
-            if i < len(w) - 2:  # one more conv per stage, except the last (cheap at 4x4 anyway)
+            for _ in range(arch.stage_convs if i < len(w) - 2 else arch.last_stage_convs):
                 layers += _conv_bn(cout, cout, 1)
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(w[-1], arch.embed_dim)
@@ -103,12 +127,17 @@ class Evaluator(nn.Module):
         self.info: dict = {}  # config.json contents once loaded
 
     # ------------------------------------------------------------------ embeddings
-    def image_embed(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, 3, R, R] float in [-1, 1] -> L2-normalised [B, embed_dim]."""
-        if x.shape[-1] != self.arch.resolution:
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, H, W] of any size -> [B, 3, R, R] at the evaluator's resolution R: bilinear, antialiased
+        when shrinking (so a 32 px image is judged upsampled to 64 px, a 128 px one downsampled)."""
+        if tuple(x.shape[-2:]) != (self.arch.resolution,) * 2:
             x = F.interpolate(x, size=(self.arch.resolution,) * 2, mode="bilinear", antialias=True,
                               align_corners=False)
-        return F.normalize(self.image(x), dim=-1)
+        return x
+
+    def image_embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, 3, H, W] float in [-1, 1] (any size, see `to_input`) -> L2-normalised [B, embed_dim]."""
+        return F.normalize(self.image(self.to_input(x)), dim=-1)
 
     def text_embed(self, pooled: torch.Tensor) -> torch.Tensor:
         """pooled text-encoder output [B, text_dim] -> L2-normalised [B, embed_dim]."""
@@ -201,8 +230,7 @@ def save_evaluator(model: Evaluator, folder: str | Path, training: dict) -> Path
         "text_encoder": model.text_encoder_name,
         "architecture": {"name": "cnn-contrastive", **model.arch.to_dict(),
                          "num_params": model.num_params,
-                         "image_tower": "conv4x4/2 stem, then conv3x3/2 (+conv3x3) stages, BatchNorm, SiLU, "
-                                        "global average pool, linear",
+                         "image_tower": model.arch.describe(),
                          "text_tower": "frozen text encoder pooled embedding -> Linear-GELU-Linear",
                          "similarity": "cosine of L2-normalised embeddings"},
         "weights": {"file": WEIGHTS_FILE, "sha256": file_sha256(folder / WEIGHTS_FILE), "bytes": size,
@@ -233,9 +261,11 @@ def load_evaluator(folder: str | Path, device: str | torch.device = "cpu") -> Ev
         raise EvaluatorError(f"{cfg_path}: not an evaluator config (kind != {EVALUATOR_KIND!r})")
     if int(cfg.get("version", 0)) > EVALUATOR_VERSION:
         raise EvaluatorError(f"{cfg_path}: evaluator version {cfg.get('version')} is newer than this code reads")
-    arch_d = {k: v for k, v in cfg["architecture"].items()
-              if k in EvaluatorArch.__dataclass_fields__}
-    model = Evaluator(EvaluatorArch.from_dict(arch_d), cfg.get("text_encoder", "all-MiniLM-L6-v2"))
+    try:
+        arch = EvaluatorArch.from_dict(cfg["architecture"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise EvaluatorError(f"{cfg_path}: unusable architecture ({e})") from None
+    model = Evaluator(arch, cfg.get("text_encoder", "all-MiniLM-L6-v2"))
     try:
         tensors = load_file(str(w_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:

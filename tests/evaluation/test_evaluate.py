@@ -147,7 +147,7 @@ def test_evaluator_save_load_round_trip(tmp_path):
     model = Evaluator(EvaluatorArch(widths=(8, 16), embed_dim=16, text_hidden=16)).eval()
     save_evaluator(model, tmp_path / "ev", {"note": "test"})
     cfg = json.loads((tmp_path / "ev" / "config.json").read_text())
-    assert cfg["kind"] == "evaluator" and cfg["version"] == 1
+    assert cfg["kind"] == "evaluator" and cfg["version"] == 2  # 2: the stem and stage keys of the architecture
     loaded = load_evaluator(tmp_path / "ev")
     imgs = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     a, b = model.embed_uint8(imgs), loaded.embed_uint8(imgs)
