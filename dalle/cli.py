@@ -93,7 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_judge(args: argparse.Namespace) -> int:
     from .checkpoint import load_networks, model_config, read_config
     from .datasets import open_checkpoint_data
-    from .judge import JudgeSettings, save_judge, train_judge
+    from .judge import save_judge
+    from .training.judge import JudgeSettings, train_judge
     from .text_encoder import encode_captions_cached
 
     import torch
@@ -103,8 +104,8 @@ def cmd_train_judge(args: argparse.Namespace) -> int:
     cfg = model_config(config)
     data = open_checkpoint_data(config, args.data_root)
     table = encode_captions_cached(cfg.text_encoder, data.captions, args.cache_dir, max_tokens=cfg.max_tokens)
-    settings = JudgeSettings(steps=args.steps, seed=args.seed, frozen_trunk=args.frozen_trunk)
-    discriminator = load_networks(args.checkpoint)[2] if args.frozen_trunk else None
+    settings = JudgeSettings(steps=args.steps, seed=args.seed, frozen_trunk=not args.own_trunk)
+    discriminator = None if args.own_trunk else load_networks(args.checkpoint)[2]
     judge, record = train_judge(cfg, data, table.to("cpu", torch.float32), settings, discriminator=discriminator)
     save_judge(judge, args.checkpoint, record)
     print(f"judge: {args.checkpoint}/judge.safetensors ({record['seconds']:.0f} s, {record['images']:,} images)")
@@ -327,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frozen-trunk", action="store_true",
-                   help="keep the checkpoint's D trunk and train only a fresh match head on it")
+    p.add_argument("--own-trunk", action="store_true",
+                   help="train a whole fresh network (default: a fresh match head on the checkpoint's frozen D trunk)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--data-root", default="data", help="where prepared datasets live (default data)")
     p.add_argument("--cache-dir", default="data/cache", help="caption embedding cache (default data/cache)")

@@ -1,115 +1,33 @@
 """The text-match judge: how well an image shows its prompt, scored by a network the generator never trains against.
 
 G learns from the discriminator's match head whatever pleases that head, right or wrong, so the head cannot
-also be an honest judge of G's images. The judge is a second discriminator-shaped network (`Discriminator`,
-of which only the match logit is used) trained on the dataset's real images alone:
+also be an honest judge of G's images. The judge is a network of the discriminator's shape (`Discriminator`,
+of which only the match logit is used) whose match head was trained on the dataset's real images alone
+(`dalle/training/judge.py`): the own caption is a match; another caption, a near miss, and an image the dataset
+draws to come close to the caption without showing it (the shapes world: a faint extra shape, a missing or an
+extra object) are not. It never sees a generated image and no gradient of it reaches G.
 
-  * the image's own caption is a match;
-  * another caption, and a near miss where the dataset supplies them (a flipped relation, another count),
-    are not;
-  * an image that the dataset draws to come close to the caption without showing it (`wrong_images`: the
-    shapes world's render with a faint extra shape, a missing or an extra object) is not either.
+A judge either has its own trunk, or keeps the checkpoint's discriminator's trunk frozen and trains only a fresh
+match head on it (`frozen_trunk`): that trunk has seen G's images, so it can see what G gets wrong, while the
+head on it was never something G could please. The checkpoint folder keeps it as `judge.safetensors` (a
+frozen-trunk judge: its head only) with `judge.json` (how it was trained).
 
-It never sees a generated image and no gradient of it reaches G. It needs only the data, so one judge serves
-every checkpoint of a dataset, resolution and discriminator shape; the checkpoint folder keeps it as
-`judge.safetensors` with `judge.json` (what it was trained on, for how long).
-
-    python -m dalle train-judge checkpoints/shapes-32 --steps 2000
+    python -m dalle train-judge checkpoints/shapes-32
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
-
-import torch
-import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, half_state, load_checked, load_tensors, refuse_pickles, save_tensors
 from .config import ModelConfig
-from .data.base import TrainingData
-from .images import uint8_to_tensor
 from .models.discriminator import Discriminator
-from .text_encoder import TextCondition
-from .training.objective import mismatched
 
 JUDGE_FILE, JUDGE_RECORD = "judge", "judge.json"  # <folder>/judge.safetensors and its record
 
 
-@dataclass
-class JudgeSettings:
-    steps: int = 2000  # batches of real images; about 10 minutes on one CPU core for the 32 px shapes D
-    batch_size: int = 32  # images per batch, each with its own caption and its rivals
-    lr: float = 1e-3  # Adam step size (betas 0, 0.99 as the GAN's D)
-    seed: int = 0  # one seed: same data order, same weights
-    frozen_trunk: bool = False  # start from the checkpoint's D, keep its trunk (which has seen G's images) and
-    # train only a fresh match head on it; False: a whole fresh network
-
-
-def judge_loss(judge: Discriminator, real: torch.Tensor, own: TextCondition, rivals: list[TextCondition],
-               wrong: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The judge's loss on one batch: softplus(-m) for each real image [B, 3, R, R] with its own caption, softplus(m)
-    for the same images with each caption in `rivals` (B prompts each) and for the wrong images [B, 3, R, R] (or
-    None) with their own captions. -> (scalar loss, {"match_acc": share of rivals and wrong images the own pair
-    beats})."""
-    r = judge.features(real)
-    m_own = judge.heads(r, own)[1].float()
-    negatives = [judge.heads(r, text)[1].float() for text in rivals]
-    if wrong is not None:
-        negatives.append(judge.heads(judge.features(wrong), own)[1].float())
-    loss = F.softplus(-m_own).mean() + sum(F.softplus(m).mean() for m in negatives)
-    beats = torch.stack([(m_own > m).float().mean() for m in negatives]).mean()
-    return loss, {"loss": loss.item(), "match_acc": beats.item()}
-
-
 TRUNK = ("from_rgb.", "blocks.")  # the parameters of D's trunk (images -> 4x4 region map)
-
-
-def train_judge(model_cfg: ModelConfig, data: TrainingData, table: TextCondition, settings: JudgeSettings,
-                log: Callable[[str], None] = print, discriminator: Discriminator | None = None,
-                ) -> tuple[Discriminator, dict]:
-    """A judge for `data`, trained `settings.steps` batches. table: the conditions of `data.captions`, in order.
-    `discriminator`: the checkpoint's D, whose trunk a `frozen_trunk` judge keeps.
-    -> (the judge in eval mode, its record for judge.json)."""
-    torch.manual_seed(settings.seed)
-    judge = Discriminator(model_cfg)
-    if settings.frozen_trunk:
-        if discriminator is None:
-            raise ValueError("a frozen-trunk judge needs the checkpoint's discriminator")
-        trunk = {k: v for k, v in discriminator.state_dict().items() if k.startswith(TRUNK)}
-        judge.load_state_dict(trunk, strict=False)
-        for name, p in judge.named_parameters():
-            p.requires_grad_(not name.startswith(TRUNK))
-    if judge.word_order is not None:
-        judge.word_order.fit(table)
-    opt = torch.optim.Adam([p for p in judge.parameters() if p.requires_grad], lr=settings.lr, betas=(0.0, 0.99))
-    rng, g = random.Random(settings.seed), torch.Generator().manual_seed(settings.seed)
-    start, stats = time.perf_counter(), {}
-    for step in range(settings.steps):
-        images, idx = data.sample(settings.batch_size, rng)
-        idx_t = torch.from_numpy(idx)
-        rivals = [table[mismatched(idx_t, g)]]
-        if data.supplies_negatives:
-            rivals.append(table[torch.from_numpy(data.near_misses(idx, rng))])
-        wrong = uint8_to_tensor(data.wrong_images(idx, rng)) if data.supplies_wrong_images else None
-        loss, stats = judge_loss(judge, uint8_to_tensor(images), table[idx_t], rivals, wrong)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 250 == 0 or step == settings.steps - 1:
-            log(f"judge step {step + 1}/{settings.steps}: loss {stats['loss']:.3f}, match_acc "
-                f"{stats['match_acc']:.3f}, {time.perf_counter() - start:.0f} s")
-    record = {"kind": "judge", "settings": asdict(settings),
-              "trunk": "the checkpoint's discriminator, frozen" if settings.frozen_trunk else "its own", "seconds": round(time.perf_counter() - start, 1),
-              "images": settings.steps * settings.batch_size, "dataset": data.describe().get("name"),
-              "negatives": ["another caption"] + (["a near miss"] if data.supplies_negatives else [])
-              + (["a wrong image of the caption"] if data.supplies_wrong_images else []),
-              "final": stats}
-    return judge.eval().requires_grad_(False), record
 
 
 def save_judge(judge: Discriminator, folder: str | Path, record: dict) -> None:

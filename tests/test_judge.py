@@ -9,7 +9,8 @@ import torch
 
 from conftest import TINY_MODEL
 from dalle.images import uint8_to_tensor
-from dalle.judge import JudgeSettings, judge_loss, load_judge, save_judge, train_judge
+from dalle.judge import load_judge, save_judge
+from dalle.training.judge import JudgeSettings, judge_loss, train_judge
 from dalle.models.discriminator import Discriminator
 from dalle.models.generator import Generator
 from dalle.shapes import checker
@@ -112,7 +113,8 @@ def test_a_saved_judge_scores_as_before_and_the_pipeline_uses_it(tmp_path, check
     pipe = TextToImagePipeline.from_pretrained(folder, device="cpu")
     assert pipe.match_source == "discriminator"
     table = pipe.encode(data.captions).to("cpu", torch.float32)
-    judge, record = train_judge(cfg, data, table, JudgeSettings(steps=2, batch_size=4), log=lambda _: None)
+    judge, record = train_judge(cfg, data, table, JudgeSettings(steps=2, batch_size=4, frozen_trunk=False),
+                                log=lambda _: None)
     assert record["images"] == 8 and "a wrong image of the caption" in record["negatives"]
     save_judge(judge, folder, record)
     loaded, again = load_judge(folder, cfg)

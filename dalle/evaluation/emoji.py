@@ -24,7 +24,9 @@ import torch
 
 from ..pipeline import TextToImagePipeline
 from .emoji_data import EmojiEvalData, prepare_command
-from .sampling import PSIS, Generated, best_of_block, discriminator_block, generated_match, sample_seeds, score_real
+from .heldout_captions import heldout_caption_block
+from .sampling import (PSIS, Generated, best_of_block, discriminator_block, discriminator_head_block, generated_match,
+                       sample_seeds, score_real)
 from .stats import draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
 
 MEMORISATION_THRESHOLD = 0.95
@@ -309,7 +311,14 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     r_real, m_true = score_real(pipe, real_imgs, prompts)
     _, m_wrong = score_real(pipe, real_imgs, wrong)
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, g_real, psi),
-                            **generated_match(g_match, hits_gen, EMOJI_VERDICT, g_real)}
+                            **generated_match(g_match, hits_gen, EMOJI_VERDICT, g_real),
+                            **discriminator_head_block(pipe, real_imgs, prompts, wrong, g_pix, prompts, hits_gen)}
+
+    # Prompts as people write them: the held-out phrases no training image carried.
+    log("emoji: held-out captions")
+    block = heldout_caption_block(gen, evaluator, data, text_emb, real_emb, ref.heldout, psi, seed)
+    if block is not None:
+        out["heldout_captions"] = block
 
     if sweep:
         n_sw = min(num_samples, 256)

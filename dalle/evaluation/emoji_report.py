@@ -81,6 +81,12 @@ def table_lines(m: dict) -> list[str]:
                  f"generated {fmt(d['generated'])}")
     lines.append(f"{_style_words(m)[0].upper()}{_style_words(m)[1:]} of the same labels' real images "
                  f"(not a seed spread): {fmt(_style_distance(m))}")
+    held = m.get("heldout_captions")
+    if held:
+        lines.append(f"held-out captions (phrases no training image carried), top {held['top_k']} of "
+                     f"{held['distractors'] + 1} names: generated {fmt(held['generated']['mean'])} "
+                     f"± {fmt(held['generated']['ci95'])}  real ceiling {fmt(held['real_ceiling']['mean'])}  "
+                     f"(n={held['generated']['n']}; e.g. {', '.join(repr(c) for c in held['examples'][:3])})")
     return lines
 
 

@@ -32,7 +32,11 @@ def format_table(m: dict) -> str:
              f"| {run['wall_time_s']:.0f}s"]
     lines += report.table(m)
     disc = m["discriminator"]
-    lines.append(f"discriminator AUROC: match {fmt(disc['match_auroc'])}  realism {fmt(disc['realism_auroc'])}")
+    source = " (the judge's; dalle/judge.py)" if disc.get("match_source") == "judge" else ""
+    lines.append(f"discriminator AUROC: match{source} {fmt(disc['match_auroc'])}  realism {fmt(disc['realism_auroc'])}")
+    if "discriminator_generated_match_auroc" in disc:
+        lines.append(f"  the discriminator's own match head, which G trained against: real "
+                     f"{fmt(disc['discriminator_match_auroc'])}, generated {fmt(disc['discriminator_generated_match_auroc'])}")
     if "generated_match_auroc" in disc:
         lines.append(f"  match score on generated images, right vs wrong by {report.verdict}: "
                      f"{fmt(disc['generated_match_auroc'])} (n={disc['generated_match_n_correct']} right / "

@@ -18,9 +18,10 @@ from ..pipeline import TextToImagePipeline, seed_latents
 from ..rerank import BEST_OF, BEST_OF_PSI, best_of_rates, chosen_score
 from .stats import auroc, auroc_by_verdict, mean_pairwise_distance
 
-EVALUATION_VERSION = "4"  # 2: "seen" shapes scenes from a seed stream training never uses;
+EVALUATION_VERSION = "5"  # 2: "seen" shapes scenes from a seed stream training never uses;
 # 3: match score on generated images against the checker's / evaluator's verdict;
-# 4: emoji prompts, distractors and real references only from the evaluator's held-out labels
+# 4: emoji prompts, distractors and real references only from the evaluator's held-out labels;
+# 5: emoji judged at 64 px by the second evaluator, three styles; the match score from the judge where there is one
 PSIS = (0.0, 0.3, 0.5, 0.7, 1.0)  # the truncations of the sweep
 
 
