@@ -69,8 +69,18 @@ def trust_lines(metrics: dict) -> list[str]:
     def f(v) -> str:
         return "not measured" if v is None else f"{v:.3f}"
 
-    lines = ["AUROC: 0.5 is chance, 1.0 a perfect ranking.", "",
+    if disc.get("match_source") == "judge":
+        source = ("Text match comes from this checkpoint's judge (`judge.safetensors`, `dalle/judge.py`): a match "
+                  "head trained on real images only, on the discriminator's frozen trunk, which the generator never "
+                  "trained against. Realism comes from the discriminator.")
+    else:
+        source = "Both scores come from the discriminator the generator trained against."
+    lines = [f"{source} AUROC: 0.5 is chance, 1.0 a perfect ranking.", "",
              f"- text match, real images with their own vs another caption: {f(disc.get('match_auroc'))}"]
+    if "discriminator_generated_match_auroc" in disc:
+        lines.append(f"- the discriminator's own match head, which the generator trained against, for comparison: "
+                     f"real {f(disc['discriminator_match_auroc'])}, generated "
+                     f"{f(disc['discriminator_generated_match_auroc'])}")
     if "generated_match_auroc" in disc:
         lines.append(f"- text match, generated images that {judge} calls right vs wrong: "
                      f"{f(disc['generated_match_auroc'])} ({disc['generated_match_n_correct']} right, "
