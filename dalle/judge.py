@@ -30,12 +30,18 @@ JUDGE_FILE, JUDGE_RECORD = "judge", "judge.json"  # <folder>/judge.safetensors a
 TRUNK = ("from_rgb.", "blocks.")  # the parameters of D's trunk (images -> 4x4 region map)
 
 
+def shares_trunk(record: dict | None) -> bool:
+    """Whether a judge (by its judge.json record) keeps its checkpoint's discriminator trunk: then one trunk pass
+    serves both."""
+    return bool(((record or {}).get("settings") or {}).get("frozen_trunk"))
+
+
 def save_judge(judge: Discriminator, folder: str | Path, record: dict) -> None:
     """Write `judge.safetensors` (fp16) and `judge.json` into a checkpoint folder. A frozen-trunk judge keeps only
     its own head: its trunk is the folder's discriminator's."""
     folder = Path(folder)
     tensors = half_state(judge)
-    if (record.get("settings") or {}).get("frozen_trunk"):
+    if shares_trunk(record):
         tensors = {k: v for k, v in tensors.items() if not k.startswith(TRUNK)}
     save_tensors(tensors, folder, JUDGE_FILE)
     (folder / JUDGE_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -52,7 +58,7 @@ def load_judge(folder: str | Path, model_cfg: ModelConfig) -> tuple[Discriminato
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{folder / JUDGE_RECORD}: missing or not JSON ({e})") from None
     tensors = load_tensors(folder, JUDGE_FILE)
-    if (record.get("settings") or {}).get("frozen_trunk"):
+    if shares_trunk(record):
         trunk = {k: v for k, v in load_tensors(folder, "discriminator").items() if k.startswith(TRUNK)}
         tensors = {**trunk, **tensors}
     judge = Discriminator(model_cfg)

@@ -25,7 +25,7 @@ from .checkpoint import load_networks, save_checkpoint
 from .config import ModelConfig
 from .device import pick_device
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
-from .judge import load_judge, save_judge
+from .judge import load_judge, save_judge, shares_trunk
 from .models.discriminator import Discriminator
 from .models.generator import Generator, truncate
 from .text_encoder import TextCondition, TextEncoder
@@ -158,9 +158,12 @@ class TextToImagePipeline:
     def score_tensor(self, images: torch.Tensor, text: TextCondition) -> tuple[np.ndarray, np.ndarray]:
         """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (realism [B] from the discriminator, match [B] from
         the judge where there is one, else from the discriminator's own match head), probabilities."""
-        s = self.discriminator.score(images, text)
-        match = s["match"] if self.judge is None else self.judge.score(images, text)["match"]
-        return s["realism"].float().cpu().numpy(), match.float().cpu().numpy()
+        images = images.clamp(-1, 1)
+        r = self.discriminator.features(images)
+        realism, match = self.discriminator.heads(r, text)
+        if self.judge is not None:  # a frozen-trunk judge reads the same region map: one trunk pass for both
+            match = self.judge.heads(r if shares_trunk(self.judge_record) else self.judge.features(images), text)[1]
+        return torch.sigmoid(realism).float().cpu().numpy(), torch.sigmoid(match).float().cpu().numpy()
 
     @torch.inference_mode()
     def discriminator_match(self, images: torch.Tensor, text: TextCondition) -> np.ndarray:
