@@ -24,7 +24,7 @@ from .objective import mismatched
 
 @dataclass
 class JudgeSettings:
-    steps: int = 2000  # batches of real images; about 10 minutes on one CPU core for the 32 px shapes D
+    steps: int = 2000  # batches of real images; 5 to 18 min on one busy CPU core for the shipped 32 px models
     batch_size: int = 32  # images per batch, each with its own caption and its rivals
     lr: float = 1e-3  # Adam step size (betas 0, 0.99 as the GAN's D)
     seed: int = 0  # one seed: same data order, same weights
