@@ -66,7 +66,8 @@ def test_generate_returns_one_grid_png_scores_and_notes(client: Client, checkpoi
     assert scores.shape == (6, 2) and ((scores >= 0) & (scores <= 1)).all()
     assert "shapes-32" in notes and "seeds 123–125" in notes
     trust = match_trust(checkpoints_dir / "shapes-32")  # how far its text match goes, from its metrics.json
-    assert trust.startswith("Text match on this checkpoint's own images") and trust in notes
+    assert trust.startswith("Text match comes from the judge") and trust in notes  # shapes-32 ships a judge
+    assert "separates right from wrong images with AUROC" in trust
 
 
 def test_generate_sends_one_file_per_call(app_url: str, tmp_path: Path) -> None:
