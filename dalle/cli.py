@@ -173,10 +173,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .data.emoji import prepare_emoji, prepare_emoji_names
+    from .data.emoji import prepare_emoji, prepare_emoji_names, write_emoji_folder
 
     if args.dataset == "emoji-names":
         prepare_emoji_names()
+    elif args.dataset == "emoji-folder":
+        emoji = Path(args.data_root) / "emoji"
+        if not (emoji / f"emoji-{args.resolution}.npz").is_file():
+            prepare_emoji(emoji, resolution=args.resolution)
+        write_emoji_folder(args.out or Path(args.data_root) / f"emoji-{args.style}", args.style, emoji, args.resolution)
     else:
         prepare_emoji(Path(args.data_root) / "emoji", resolution=args.resolution)
     return 0
@@ -404,11 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON {checkpoint name: [failure mode, ...]}, written after looking at samples")
     p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("prepare", help="build a dataset file (emoji), or the package's emoji-name table (emoji-names)")
-    p.add_argument("dataset", choices=["emoji", "emoji-names"],
+    p = sub.add_parser("prepare", help="build a dataset file (emoji), a captioned folder of one emoji style to train "
+                                       "on with --data (emoji-folder), or the package's emoji-name table (emoji-names)")
+    p.add_argument("dataset", choices=["emoji", "emoji-folder", "emoji-names"],
                    help="emoji-names rewrites dalle/data/emoji_names.json, which prompts use to spell emoji")
     p.add_argument("--data-root", default="data")
     p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--style", default="fluent", help="emoji-folder: the style to write (google, twitter, fluent)")
+    p.add_argument("--out", default=None, help="emoji-folder: the folder to write (default DATA_ROOT/emoji-STYLE)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("results", help="write the README's results table from checkpoints' metrics.json")

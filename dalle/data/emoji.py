@@ -683,6 +683,30 @@ def prepare_emoji_names(out: str | Path = NAMES_FILE, work_dir: str | Path | Non
     return out
 
 
+def write_emoji_folder(out: str | Path, style: str = "fluent", root: str | Path = "data/emoji",
+                       resolution: int = NATIVE_SIZE) -> Path:
+    """Write one style of the prepared emoji data as a captioned image folder (`dalle/data/folder.py` layout):
+    a folder like the ones people bring, for trying `python -m dalle train --data FOLDER`. Each image keeps
+    its training captions except the one naming its style (a folder of one style has no style to name);
+    held-out captions stay out."""
+    from .folder import write_folder
+
+    if style not in STYLES:
+        raise ValueError(f"unknown emoji style {style!r}; one of {', '.join(STYLES)}")
+    data = load_emoji(root, resolution)
+    entries = json.loads((Path(root) / f"emoji-{resolution}.json").read_text(encoding="utf-8"))["images"]
+    rows = [i for i, e in enumerate(entries) if e["style"] == style]
+    if not rows:
+        raise ValueError(f"{root}: the prepared emoji data has no {style} images; prepare it again")
+    named = f", {style} style"
+    captions = [[c for c in entries[i]["captions"] if not c.endswith(named)] for i in rows]
+    names = [f"{entries[i]['hexcode'].lower()}-{n}" for n, i in enumerate(rows)]
+    out = write_folder(out, data.images[rows], captions, names)
+    print(f"emoji folder: {len(rows)} {style} images at {resolution}px with "
+          f"{sum(map(len, captions)) / len(rows):.1f} captions each -> {out}")
+    return out
+
+
 def load_emoji(root: str | Path = "data/emoji", resolution: int = NATIVE_SIZE) -> CaptionedImages:
     """Load the prepared dataset: images uint8 [N, R, R, 3], each with its training captions (held-out
     captions are not among them)."""

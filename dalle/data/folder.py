@@ -8,7 +8,7 @@
 `load_folder` center-crops every image to a square, resizes it to the requested
 resolution and composites transparency on white. Entries that cannot be used
 are skipped, counted per reason, printed as a warning and kept in
-`info["skipped"]`.
+`info["skipped"]`. `write_folder` writes images and captions in the same layout.
 """
 
 from __future__ import annotations
@@ -140,3 +140,21 @@ def load_folder(path: str | Path, resolution: int) -> CaptionedImages:
         raise ValueError(f"{root}: no usable images in {METADATA}" + (f" (skipped: {counts})" if report else ""))
     info = {"source": str(root), "skipped": report}
     return CaptionedImages(f"folder:{path}", np.stack(images), list(captions), image_captions, info)
+
+
+def write_folder(out: str | Path, images: np.ndarray, captions: list[list[str]], names: list[str]) -> Path:
+    """Write images uint8 [N, R, R, 3] as `<out>/<names[i]>.png` with `<out>/metadata.jsonl` listing each one's
+    captions: a folder `load_folder` reads back. Refuses a folder that already has a metadata.jsonl."""
+    out = Path(out)
+    if len(images) != len(captions) or len(images) != len(names):
+        raise ValueError(f"{len(images)} images, {len(captions)} caption lists and {len(names)} names differ")
+    if (out / METADATA).exists():
+        raise ValueError(f"{out / METADATA} exists; remove the folder or pick another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for image, caps, name in zip(images, captions, names):
+        file = f"{name}.png"
+        Image.fromarray(image).save(out / file)
+        lines.append(json.dumps({"file_name": file, "text": caps}, ensure_ascii=False))
+    (out / METADATA).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

@@ -263,3 +263,28 @@ def test_every_package_is_pinned_exactly():
 def test_load_missing_says_how_to_prepare(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m dalle prepare emoji"):
         load_emoji(tmp_path)
+
+
+def test_emoji_folder_is_one_style_that_load_folder_reads_back(tmp_path, tarballs, capsys):
+    from dalle.data.emoji import write_emoji_folder
+    from dalle.data.folder import load_folder
+
+    work, pins = tarballs
+    prepare_emoji(tmp_path / "emoji", 64, work_dir=work, integrity=pins)
+    meta = json.loads((tmp_path / "emoji" / "emoji-64.json").read_text())
+    fluent = [e for e in meta["images"] if e["style"] == "fluent"]
+    folder = write_emoji_folder(tmp_path / "folder", "fluent", tmp_path / "emoji", 64)
+    assert "4 fluent images" in capsys.readouterr().out
+
+    data = load_folder(folder, 64)
+    assert data.images.shape == (4, 64, 64, 3) and data.info["skipped"] == {}
+    for entry, img, caps in zip(fluent, data.images, data.image_captions):
+        assert tuple(img[32, 32]) == COLORS[entry["hexcode"].lower() + ".png"]
+        written = [data.captions[i] for i in caps]
+        assert written == [c for c in entry["captions"] if c != f"{entry['label']}, fluent style"]
+        assert entry["label"] in written and not any("style" in c for c in written)
+        assert entry["heldout_caption"] not in written
+    with pytest.raises(ValueError, match="exists"):  # never writes over a folder
+        write_emoji_folder(tmp_path / "folder", "fluent", tmp_path / "emoji", 64)
+    with pytest.raises(ValueError, match="unknown emoji style"):
+        write_emoji_folder(tmp_path / "other", "apple", tmp_path / "emoji", 64)
