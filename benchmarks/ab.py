@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, LoadMeter, fmt, machine_info, prepare_checkpoints, proc_memory, stats
+from .common import CHECKPOINT_NAMES, REPO, LoadMeter, fmt, machine_info, prepare_checkpoints, proc_memory, stats
 from .e2e import EMOJI_PROMPTS, App, _generate, cold_start
 
 SCENARIOS = ("1x4_hit", "1x4_miss", "4x4_hit", "4x4_miss", "1x4_hit_no_download")
@@ -29,7 +29,7 @@ def _pair_order(i: int) -> tuple[str, str]:
 
 
 def run(checkpoints: Path, before_repo: Path, after_repo: Path, launches: int = 3, warmup: int = 1,
-        repeats: int = 10, checkpoint: str = "emoji-32") -> dict[str, Any]:
+        repeats: int = 10, checkpoint: str = CHECKPOINT_NAMES[0]) -> dict[str, Any]:
     from gradio_client import Client
 
     repos = {"before": before_repo, "after": after_repo}
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.splitlines()[0])
     p.add_argument("--after-repo", type=Path, required=True, help="scratch copy with the change applied")
     p.add_argument("--before-repo", type=Path, default=REPO)
-    p.add_argument("--checkpoints", type=Path, default=None, help="folder with emoji-32/ and shapes-32/")
+    p.add_argument("--checkpoints", type=Path, default=None, help="folder with emoji-64/ and shapes-32/")
     p.add_argument("--launches", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=10)

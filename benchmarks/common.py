@@ -22,9 +22,11 @@ from dalle.checkpoint import copy_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
-CHECKPOINT_NAMES = ("emoji-32", "shapes-32")  # the two the app benchmark loads
-RUN_EXPORTS = {"emoji-32": ("runs/emoji-32/checkpoint", "emoji"),
-               "shapes-32": ("runs/shapes-32/checkpoint", "shapes")}
+CHECKPOINT_NAMES = ("emoji-64", "shapes-32")  # the two the app benchmark loads; the first is the one timed alone
+# name -> (the live export of its preset's run, its dataset, its preset: the architecture of random weights)
+RUN_EXPORTS = {"emoji-64": ("runs/emoji-64/checkpoint", "emoji", "emoji"),
+               "emoji-32": ("runs/emoji-32/checkpoint", "emoji", "emoji-32"),
+               "shapes-32": ("runs/shapes-32/checkpoint", "shapes", "shapes")}
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -264,11 +266,12 @@ def proc_memory(pid: int) -> dict[str, float | None]:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def random_checkpoint(dest: Path, dataset: str, tiny: bool = False) -> None:
-    """A random-weight checkpoint: the shipped 32 px architecture (or a tiny one for smoke tests).
+def random_checkpoint(dest: Path, dataset: str, tiny: bool = False, preset: str | None = None) -> None:
+    """A random-weight checkpoint: the architecture of `preset` (`dalle/presets.py`; the library's default when
+    None), or a tiny 32 px one for smoke tests.
 
-    Speed does not depend on the weights, so the timing of a random 32 px model is the timing
-    of the trained one; the results say which was used.
+    Speed does not depend on the weights, so the timing of a random model is the timing of the trained one of
+    the same architecture; the results say which was used.
     """
     import torch
 
@@ -276,11 +279,12 @@ def random_checkpoint(dest: Path, dataset: str, tiny: bool = False) -> None:
     from dalle.config import ModelConfig
     from dalle.models.discriminator import Discriminator
     from dalle.models.generator import Generator
+    from dalle.presets import preset_configs
 
     torch.manual_seed(0)
     cfg = (ModelConfig(resolution=32, channel_base=128, d_channel_base=128, channel_max=64, d_channel_max=64,
                        w_dim=64, z_dim=16, cond_dim=16, embed_dim=64, mapping_layers=2, attn_dim=32, max_tokens=8)
-           if tiny else ModelConfig())
+           if tiny else preset_configs(preset)[0] if preset else ModelConfig())
     config = {"model": cfg.to_dict(), "name": dest.name, "step": 0, "images_seen": 0,
               "dataset": {"name": dataset}}
     save_checkpoint(dest, config, Generator(cfg), Discriminator(cfg))
@@ -300,14 +304,14 @@ def prepare_checkpoints(dest_root: Path, source: Path | None = None, tiny: bool 
         dest = dest_root / name
         if dest.exists():
             shutil.rmtree(dest)
-        run_path, dataset = RUN_EXPORTS.get(name, (f"runs/{name}/checkpoint", name.split("-")[0]))
+        run_path, dataset, preset = RUN_EXPORTS.get(name, (f"runs/{name}/checkpoint", name.split("-")[0], None))
         if not tiny:
             for cand in ([source / name] if source else []) + [REPO / "checkpoints" / name, REPO / run_path]:
                 if copy_checkpoint(cand, dest):
                     origin[name] = _relative(cand)
                     break
         if name not in origin:
-            random_checkpoint(dest, dataset, tiny=tiny)
+            random_checkpoint(dest, dataset, tiny=tiny, preset=preset)
             origin[name] = "random weights (tiny 32 px)" if tiny else "random weights (no trained checkpoint found)"
     return origin
 

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, LoadMeter, proc_memory, stats, time_calls
+from .common import CHECKPOINT_NAMES, REPO, LoadMeter, proc_memory, stats, time_calls
 
 EMOJI_PROMPTS = ("red heart", "grinning face", "thumbs up", "smiling face with sunglasses")
 
@@ -188,7 +188,7 @@ def startup_phases(checkpoints: Path, repo: Path = REPO, env: dict[str, str] | N
     raise RuntimeError(f"startup script failed ({proc.returncode}): {proc.stderr[-2000:]}")
 
 
-def run(checkpoints: Path, checkpoint: str = "emoji-32", other: str = "shapes-32", launches: int = 3,
+def run(checkpoints: Path, checkpoint: str = CHECKPOINT_NAMES[0], other: str = CHECKPOINT_NAMES[1], launches: int = 3,
         warmup: int = 2, repeats: int = 15, repo: Path = REPO, env: dict[str, str] | None = None,
         phases: bool = True, prestarted: App | None = None) -> dict[str, Any]:
     """The whole section: `launches` cold starts; warm scenarios and peak RSS on the first;

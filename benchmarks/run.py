@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, git_revision, machine_info, prepare_checkpoints, training_jobs
+from .common import CHECKPOINT_NAMES, REPO, git_revision, machine_info, prepare_checkpoints, training_jobs
 
 SECTIONS = ("models", "diffusion", "gpu", "stages", "app")
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -143,7 +143,7 @@ def run_all(mode: str = "full", out: Path = DEFAULT_OUT, only: list[str] | None 
                 res[key] = kept[key]
         res["meta"]["merged_from"] = kept.get("meta", {}).get("sections_run", {})
     res["meta"]["sections_run"] = {**res["meta"].get("merged_from", {})}
-    main = ckpts / "emoji-32"
+    main = ckpts / CHECKPOINT_NAMES[0]
     prestarted = None
     if mode == "smoke" and "app" in sections:
         # smoke mode only: boot the app while the in-process sections run (timings mean nothing here)
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.json, summary.md, plots")
     p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--checkpoints", type=Path, default=None,
-                   help="folder holding emoji-32/ and shapes-32/ (default: checkpoints/, then runs/*/checkpoint, "
+                   help="folder holding emoji-64/ and shapes-32/ (default: checkpoints/, then runs/*/checkpoint, "
                         "then random weights of the same architecture)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads for the model sections")
     p.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import LoadMeter, scaled, stats
+from .common import CHECKPOINT_NAMES, LoadMeter, scaled, stats
 from .e2e import EMOJI_PROMPTS
 
 # (label, module, attribute path) of what is wrapped; nested stages are indented in the label.
@@ -158,7 +158,7 @@ def timed_app(checkpoints: Path, fake_encoder: bool = False) -> Iterator[tuple[A
         timers.restore()
 
 
-def run(checkpoints: Path, checkpoint: str = "emoji-32", warmup: int = 2, repeats: int = 10,
+def run(checkpoints: Path, checkpoint: str = CHECKPOINT_NAMES[0], warmup: int = 2, repeats: int = 10,
         threads: int | None = None, fake_encoder: bool = False) -> dict[str, Any]:
     """Median per stage (ms) for 1x4 and 4x4, with a text-embedding cache hit and a miss."""
     import torch
