@@ -3,7 +3,7 @@
 Prompts are captions (or close paraphrases) of the training worlds; each example reranks
 16 candidates per prompt, so the shown images are the discriminator's favourites.
 An example is offered only when a checkpoint trained on its dataset is available; the
-most trained such checkpoint (highest step) is chosen.
+sharpest such checkpoint (highest resolution), then the most trained (highest step), is chosen.
 """
 
 from __future__ import annotations
@@ -37,12 +37,17 @@ EXAMPLES: tuple[Example, ...] = (
 )
 
 
+def _rank(c: CheckpointInfo) -> tuple:
+    """Sort key, best first: the highest resolution, then the most trained, then the name."""
+    return -c.resolution, -c.step, c.name
+
+
 def best_checkpoint(found: dict[str, CheckpointInfo], dataset: str) -> str | None:
-    """The most trained checkpoint whose dataset name matches (ties: alphabetical)."""
+    """The best checkpoint (`_rank`) whose dataset name matches."""
     matches = [c for c in found.values() if c.dataset.lower() == dataset]
     if not matches:
         return None
-    return min(matches, key=lambda c: (-c.step, c.name)).name
+    return min(matches, key=_rank).name
 
 
 def default_checkpoint(found: dict[str, CheckpointInfo]) -> str | None:
@@ -61,17 +66,18 @@ COMPARE_PROMPTS = {"shapes": ("a large red circle at the top left", "a black tri
 
 
 def compare_default(found: dict[str, CheckpointInfo]) -> tuple[list[str], str]:
-    """(checkpoints, prompts) the Compare tab starts on: two checkpoints of one dataset (the dataset with the
-    most checkpoints; on a tie, one with compare prompts) and that dataset's compare prompts
-    (`COMPARE_PROMPTS`, else its first curated prompts). When no dataset has two, the most trained other checkpoint makes up the pair."""
+    """(checkpoints, prompts) the Compare tab starts on: the best two checkpoints (`_rank`) of one dataset (among
+    the datasets with two or more, one with compare prompts, then the one with the most checkpoints) and that
+    dataset's compare prompts (`COMPARE_PROMPTS`, else its first curated prompts). When no dataset has two, the
+    best other checkpoint makes up the pair."""
     by_dataset: dict[str, list[CheckpointInfo]] = {}
     for c in found.values():
         by_dataset.setdefault(c.dataset.lower(), []).append(c)
     if not by_dataset:
         return [], ""
-    dataset = max(by_dataset, key=lambda d: (len(by_dataset[d]), d in COMPARE_PROMPTS))
-    picked = [c.name for c in sorted(by_dataset[dataset], key=lambda c: (-c.step, c.name))[:2]]
-    others = sorted((c for c in found.values() if c.name not in picked), key=lambda c: (-c.step, c.name))
+    dataset = max(by_dataset, key=lambda d: (len(by_dataset[d]) > 1, d in COMPARE_PROMPTS, len(by_dataset[d])))
+    picked = [c.name for c in sorted(by_dataset[dataset], key=_rank)[:2]]
+    others = sorted((c for c in found.values() if c.name not in picked), key=_rank)
     picked += [c.name for c in others[:2 - len(picked)]]
     prompts = COMPARE_PROMPTS.get(dataset) or next((ex.prompts[:2] for ex in EXAMPLES if ex.dataset == dataset), ())
     return picked, "\n".join(prompts)

@@ -38,6 +38,11 @@ class CheckpointInfo:
         return int(self.config.get("images_seen", 0) or 0)
 
     @property
+    def resolution(self) -> int:
+        model = self.config.get("model")
+        return int(model.get("resolution", 0) or 0) if isinstance(model, dict) else 0
+
+    @property
     def dataset(self) -> str:
         ds = self.config.get("dataset")
         return str(ds.get("name", "")) if isinstance(ds, dict) else str(ds or "")

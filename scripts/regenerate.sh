@@ -18,7 +18,7 @@ bash scripts/bootstrap.sh requirements.txt
 py=.venv/bin/python
 
 # Shipped checkpoints in README table order; every folder with generator weights must be listed.
-checkpoints=(shapes-32 shapes-32-early emoji-32)
+checkpoints=(shapes-32 shapes-32-early emoji-64 emoji-64-early emoji-32)
 for dir in checkpoints/*/; do
   name=$(basename "$dir")
   if [ -f "$dir/generator.safetensors" ] && [[ ! " ${checkpoints[*]} " == *" $name "* ]]; then

@@ -46,11 +46,13 @@ def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, 
                         out: str | Path | None = None, truncation: float = 1.0,
                         evaluator_dir: str | Path | None = None, data_root: str | Path = "data",
                         sweep: bool = True, plot: bool = True, threads: int = 1, text_encoder=None,
-                        log=print) -> dict:
+                        evaluate_as: str | None = None, log=print) -> dict:
     """Evaluate a checkpoint folder; write metrics.json (default CHECKPOINT/metrics.json) and truncation.png.
 
     `text_encoder`: an already loaded `TextEncoder` to reuse (when evaluating several checkpoints);
-    it is used only if its name matches the checkpoint's encoder.
+    it is used only if its name matches the checkpoint's encoder. `evaluate_as`: measure with another dataset's
+    evaluation than the one the checkpoint trained on ("emoji" for a folder of emoji, such as
+    `prepare emoji-folder` writes); the metrics record it.
 
     Raises CheckpointError / FileNotFoundError / ValueError with one-line messages.
     """
@@ -60,12 +62,14 @@ def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, 
         torch.set_num_threads(threads)
     checkpoint = Path(checkpoint)
     config = read_config(checkpoint)
-    dataset = (config.get("dataset") or {}).get("name")
+    trained_on = (config.get("dataset") or {}).get("name")
+    dataset = evaluate_as or trained_on
     kind = known_kind(dataset)
     evaluation = kind.evaluation if kind else None
     if evaluation is None:
         names = " and ".join(repr(k.name) for k in KINDS.values() if k.evaluation)
-        raise ValueError(f"{checkpoint / 'config.json'}: dataset {dataset!r} has no evaluation (only {names})")
+        where = "--as" if evaluate_as else f"{checkpoint / 'config.json'}: dataset"
+        raise ValueError(f"{where} {dataset!r} has no evaluation (only {names}; a folder of emoji: --as emoji)")
     if num_samples is None:
         num_samples = evaluation.default_num_samples
     if num_samples < 2:
@@ -79,6 +83,7 @@ def evaluate_checkpoint(checkpoint: str | Path, num_samples: int | None = None, 
         "kind": "metrics",
         "format_version": METRICS_FORMAT,
         "dataset": dataset,
+        **({"trained_on": trained_on} if dataset != trained_on else {}),
         "checkpoint": {"path": str(checkpoint), "name": config.get("name", checkpoint.name),
                        "step": config.get("step"), "images_seen": config.get("images_seen"),
                        "resolution": config["model"]["resolution"], "text_encoder": config["model"]["text_encoder"]},

@@ -7,7 +7,10 @@ failure modes, written after looking at the checkpoint's samples.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
+
+from PIL import Image
 
 from ..checkpoint import read_config
 from ..datasets import known_kind
@@ -103,6 +106,31 @@ def trust_lines(metrics: dict) -> list[str]:
     return lines
 
 
+GRID_FILE = "grid.png"  # a sample grid kept in the checkpoint folder for its card (rows: prompts, columns: seeds)
+
+
+def grid_lines(folder: Path) -> list[str]:
+    """The card's Samples section: `grid.png` of the folder, with its prompts, seeds and ψ read from the PNG's own
+    metadata and the command that draws it again; nothing when the folder has no grid."""
+    path = folder / GRID_FILE
+    if not path.is_file():
+        return []
+    with Image.open(path) as im:
+        text = dict(getattr(im, "text", {}))
+    try:
+        prompts, seed, psi = json.loads(text["prompts"]), json.loads(text["seed"]), json.loads(text["truncation"])
+        columns = len(json.loads(text["seeds"])[0])
+    except (KeyError, ValueError, IndexError, TypeError):
+        return []  # a grid without the metadata `python -m dalle sample` writes: nothing to say about it
+    command = ("python -m dalle sample --checkpoint checkpoints/" + folder.name
+               + "".join(f" --prompt {shlex.quote(p)}" for p in prompts)
+               + f" --seed {seed} --truncation {psi} --num-images {columns} --out checkpoints/{folder.name}/{GRID_FILE}")
+    return ["## Samples",
+            f"{len(prompts)} prompts × {columns} seeds (seeds {seed} to {seed + columns - 1}, ψ {psi}), one prompt "
+            f"per row: {', '.join(repr(p) for p in prompts)}.", "", f"![samples]({GRID_FILE})", "",
+            "Drawn with:", "", "```bash", command, "```", ""]
+
+
 def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
     """The Markdown card of a checkpoint folder from its config.json and (if present) metrics.json."""
     folder = Path(folder)
@@ -142,6 +170,7 @@ def render_model_card(folder: str | Path, failure_modes: list[str]) -> str:
         *_history_lines(history),
         "- the shipped generator is the EMA of the training generator, stored in fp16",
         "",
+        *grid_lines(folder),
         "## Metrics",
     ]
     if metrics:

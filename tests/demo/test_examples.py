@@ -46,3 +46,19 @@ def test_prompt_sets_offer_each_picked_datasets_curated_prompts():
                                             "Shapes: relations"]
     assert sets[0][1] == "red heart\ngrinning face, google style\nthumbs up, twitter style"
     assert prompt_sets(found, ["gone"]) == []
+
+
+def test_the_sharpest_checkpoint_draws_the_examples_and_a_dataset_with_compare_prompts_is_compared():
+    def sized(name: str, dataset: str, step: int, resolution: int) -> CheckpointInfo:
+        return CheckpointInfo(name, Path(name), {"dataset": {"name": dataset}, "step": step,
+                                                 "model": {"resolution": resolution}})
+
+    found = {c.name: c for c in (sized("emoji-32", "emoji", 13898, 32), sized("emoji-64", "emoji", 9440, 64),
+                                 sized("emoji-64-early", "emoji", 2898, 64), sized("shapes-32", "shapes", 8000, 32),
+                                 sized("shapes-32-early", "shapes", 2000, 32))}
+    from demo.examples import curated
+    rows, labels = curated(found)
+    assert [row[4] for row, label in zip(rows, labels) if label.startswith("Emoji")] == ["emoji-64", "emoji-64"]
+    assert compare_default(found)[0] == ["shapes-32", "shapes-32-early"]  # three emoji, but shapes has its prompts
+    del found["shapes-32-early"]
+    assert compare_default(found)[0] == ["emoji-64", "emoji-64-early"]  # the sharpest two, not the most trained

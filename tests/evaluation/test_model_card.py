@@ -71,11 +71,20 @@ def test_targets_are_met_at_the_bound_and_not_beyond():
     assert "match AUROC, generated images - (not measured: >= 0.8)" in target_lines(m)[0]
 
     e = json.loads((CHECKPOINTS / "emoji-32" / "metrics.json").read_text(encoding="utf-8"))
-    e["fid"]["generated"] = 5 * e["fid"]["floor_matched"]
-    assert "evaluator FID / floor 5.000 (met: <= 5)" in target_lines(e)[0]
-    e["fid"]["generated"] = 5.01 * e["fid"]["floor_matched"]
-    line = target_lines(e)[0]
-    assert "evaluator FID / floor 5.010 (not met: <= 5)" in line and "2 of 3 targets met" in line
+    e["fid"]["generated"] = 3 * e["fid"]["floor_matched"]
+    at_bound = target_lines(e)[0]
+    assert "evaluator FID / floor 3.000 (met: <= 3)" in at_bound
+    e["fid"]["generated"] = 3.01 * e["fid"]["floor_matched"]
+    beyond = target_lines(e)[0]
+    assert "evaluator FID / floor 3.010 (not met: <= 3)" in beyond
+
+    def met(line: str) -> int:
+        return int(line.split(": ", 1)[1].split(" of 6 targets met")[0])
+    assert met(at_bound) == met(beyond) + 1
+    e["heldout_captions"]["generated"]["mean"] = 0.5
+    assert "held-out captions, top 5 0.500 (met: >= 0.5)" in target_lines(e)[0]
+    del e["heldout_captions"]
+    assert "held-out captions, top 5 - (not measured: >= 0.5)" in target_lines(e)[0]
 
 
 def test_card_quotes_the_seed_the_metrics_were_measured_with(tmp_path):
@@ -84,3 +93,22 @@ def test_card_quotes_the_seed_the_metrics_were_measured_with(tmp_path):
     metrics["run"]["seed"] = 7
     (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     assert "(seed 7); the full record is `metrics.json`" in render_model_card(folder, [])
+
+
+def test_card_shows_the_folders_grid_with_the_command_that_draws_it(tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    folder = _folder_with(tmp_path, "emoji-32", {})
+    assert "## Samples" not in render_model_card(folder, [])  # no grid.png: no section
+    info = PngImagePlugin.PngInfo()
+    for key, value in {"prompts": ["red heart", "flag: Japan"], "seed": 5, "seeds": [[5, 6, 7], [5, 6, 7]],
+                       "truncation": 0.7, "checkpoint": "emoji-32", "step": 1}.items():
+        info.add_text(key, json.dumps(value))
+    Image.new("RGB", (8, 8)).save(folder / "grid.png", pnginfo=info)
+    card = render_model_card(folder, [])
+    assert "2 prompts × 3 seeds (seeds 5 to 7, ψ 0.7), one prompt per row: 'red heart', 'flag: Japan'." in card
+    assert "![samples](grid.png)" in card
+    assert ("python -m dalle sample --checkpoint checkpoints/emoji-32 --prompt 'red heart' --prompt 'flag: Japan' "
+            "--seed 5 --truncation 0.7 --num-images 3 --out checkpoints/emoji-32/grid.png") in card
+    Image.new("RGB", (8, 8)).save(folder / "grid.png")  # a grid without the metadata: nothing to say about it
+    assert "## Samples" not in render_model_card(folder, [])

@@ -39,3 +39,18 @@ def test_missing_emoji_data_names_the_command_for_the_checkpoints_resolution(tmp
         evaluate_checkpoint(ckpt, evaluator_dir=CHECKPOINTS / "evaluator", data_root=elsewhere, log=lambda *_: None)
     command = f"python -m dalle prepare emoji --resolution {resolution} --data-root {shlex.quote(str(elsewhere))}"
     assert f"run `{command}` first" in str(err.value)
+
+
+@pytest.mark.skipif(not (CHECKPOINTS / "evaluator" / "config.json").is_file(), reason="no shipped evaluator")
+def test_a_folder_checkpoint_is_measured_as_emoji_only_when_asked(tmp_path, monkeypatch):
+    ckpt = emoji_checkpoint(tmp_path / "fluent", 64)
+    config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    config["dataset"] = {"name": "folder:data/emoji-fluent"}
+    (ckpt / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="has no evaluation .*--as emoji"):
+        evaluate_checkpoint(ckpt, evaluator_dir=CHECKPOINTS / "evaluator", log=lambda *_: None)
+    with pytest.raises(ValueError, match="--as 'nothing' has no evaluation"):
+        evaluate_checkpoint(ckpt, evaluator_dir=CHECKPOINTS / "evaluator", evaluate_as="nothing", log=lambda *_: None)
+    with pytest.raises(FileNotFoundError, match="prepare emoji --resolution 64"):  # on to the emoji evaluation
+        evaluate_checkpoint(ckpt, evaluator_dir=CHECKPOINTS / "evaluator", evaluate_as="emoji", log=lambda *_: None)
