@@ -15,7 +15,6 @@ from pathlib import Path
 
 from .config import ModelConfig, TrainConfig
 from .datasets import KINDS, known_kind
-from .training.judge import JudgeSettings
 
 
 def parse_bool(text: str) -> bool:
@@ -95,7 +94,7 @@ def cmd_train_judge(args: argparse.Namespace) -> int:
     from .checkpoint import load_networks, model_config, read_config
     from .datasets import open_checkpoint_data
     from .judge import save_judge
-    from .training.judge import train_judge
+    from .training.judge import JudgeSettings, train_judge
     from .text_encoder import encode_captions_cached
 
     import torch
@@ -105,12 +104,9 @@ def cmd_train_judge(args: argparse.Namespace) -> int:
     cfg = model_config(config)
     data = open_checkpoint_data(config, args.data_root)
     table = encode_captions_cached(cfg.text_encoder, data.captions, args.cache_dir, max_tokens=cfg.max_tokens)
-    settings = JudgeSettings(steps=args.steps, seed=args.seed, frozen_trunk=not args.own_trunk,
-                             generated_ranking=args.generated_ranking)
-    _, generator, discriminator = load_networks(args.checkpoint)
-    judge, record = train_judge(cfg, data, table.to("cpu", torch.float32), settings,
-                                discriminator=None if args.own_trunk else discriminator,
-                                generator=generator.eval() if args.generated_ranking else None)
+    settings = JudgeSettings(steps=args.steps, seed=args.seed, frozen_trunk=not args.own_trunk)
+    discriminator = None if args.own_trunk else load_networks(args.checkpoint)[2]
+    judge, record = train_judge(cfg, data, table.to("cpu", torch.float32), settings, discriminator=discriminator)
     save_judge(judge, args.checkpoint, record)
     print(f"judge: {args.checkpoint}/judge.safetensors ({record['seconds']:.0f} s, {record['images']:,} images)")
     return 0
@@ -337,10 +333,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--generated-ranking", action=argparse.BooleanOptionalAction,
-                   default=JudgeSettings.generated_ranking,
-                   help="also rank captions on the checkpoint's own images: its caption above another "
-                        "(G gets no gradient)")
     p.add_argument("--own-trunk", action="store_true",
                    help="train a whole fresh network (default: a fresh match head on the checkpoint's frozen D trunk)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

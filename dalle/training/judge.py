@@ -18,7 +18,6 @@ from ..data.base import TrainingData
 from ..images import uint8_to_tensor
 from ..judge import TRUNK
 from ..models.discriminator import Discriminator
-from ..models.generator import Generator
 from ..text_encoder import TextCondition
 from .objective import mismatched
 
@@ -31,18 +30,14 @@ class JudgeSettings:
     seed: int = 0  # one seed: same data order, same weights
     frozen_trunk: bool = True  # keep the checkpoint's D trunk (it has seen G's images) and train only a fresh
     # match head on it; False: a whole fresh network (on shapes-32 its AUROC on generated images was 0.46, not 0.73)
-    generated_ranking: bool = False  # also see G's images (no gradient reaches G): each must match its own caption
-    # better than another one. Relative, so "generated" is not learnt as "no match"
 
 
 def judge_loss(judge: Discriminator, real: torch.Tensor, own: TextCondition, rivals: list[TextCondition],
-               wrong: torch.Tensor | None, generated: torch.Tensor | None = None,
-               ) -> tuple[torch.Tensor, dict[str, float]]:
+               wrong: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
     """The judge's loss on one batch: softplus(-m) for each real image [B, 3, R, R] with its own caption, softplus(m)
     for the same images with each caption in `rivals` (B prompts each) and for the wrong images [B, 3, R, R] (or
-    None) with their own captions; and, for G's images of the own captions [B, 3, R, R] (or None), the ranking
-    term softplus(m(rival) - m(own)) with the first rival. -> (scalar loss, {"match_acc": share of rivals and wrong
-    images the own pair beats, "generated_acc" when generated: share of G's images whose own caption wins})."""
+    None) with their own captions. -> (scalar loss, {"match_acc": share of rivals and wrong images the own pair
+    beats})."""
     r = judge.features(real)
     m_own = judge.heads(r, own)[1].float()
     negatives = [judge.heads(r, text)[1].float() for text in rivals]
@@ -50,23 +45,15 @@ def judge_loss(judge: Discriminator, real: torch.Tensor, own: TextCondition, riv
         negatives.append(judge.heads(judge.features(wrong), own)[1].float())
     loss = F.softplus(-m_own).mean() + sum(F.softplus(m).mean() for m in negatives)
     beats = torch.stack([(m_own > m).float().mean() for m in negatives]).mean()
-    stats = {"match_acc": beats.item()}
-    if generated is not None:
-        g = judge.features(generated)
-        gap = judge.heads(g, own)[1].float() - judge.heads(g, rivals[0])[1].float()
-        loss = loss + F.softplus(-gap).mean()
-        stats["generated_acc"] = (gap > 0).float().mean().item()
-    return loss, {"loss": loss.item(), **stats}
+    return loss, {"loss": loss.item(), "match_acc": beats.item()}
 
 
 def train_judge(model_cfg: ModelConfig, data: TrainingData, table: TextCondition, settings: JudgeSettings,
                 log: Callable[[str], None] = print, discriminator: Discriminator | None = None,
-                generator: Generator | None = None) -> tuple[Discriminator, dict]:
+                ) -> tuple[Discriminator, dict]:
     """A judge for `data`, trained `settings.steps` batches. table: the conditions of `data.captions`, in order.
-    `discriminator`: the checkpoint's D, whose trunk a `frozen_trunk` judge keeps; `generator`: the checkpoint's G,
-    whose images (ψ 1) a `generated_ranking` judge also sees. -> (the judge in eval mode, its record for judge.json)."""
-    if settings.generated_ranking and generator is None:
-        raise ValueError("a judge with generated_ranking needs the checkpoint's generator")
+    `discriminator`: the checkpoint's D, whose trunk a `frozen_trunk` judge keeps.
+    -> (the judge in eval mode, its record for judge.json)."""
     torch.manual_seed(settings.seed)
     judge = Discriminator(model_cfg)
     if settings.frozen_trunk:
@@ -88,23 +75,17 @@ def train_judge(model_cfg: ModelConfig, data: TrainingData, table: TextCondition
         if data.supplies_negatives:
             rivals.append(table[torch.from_numpy(data.near_misses(idx, rng))])
         wrong = uint8_to_tensor(data.wrong_images(idx, rng)) if data.supplies_wrong_images else None
-        generated = None
-        if settings.generated_ranking:
-            with torch.no_grad():
-                z = torch.randn(len(idx), model_cfg.z_dim, generator=g)
-                generated = generator(z, table[idx_t])[0].float().clamp(-1, 1)
-        loss, stats = judge_loss(judge, uint8_to_tensor(images), table[idx_t], rivals, wrong, generated)
+        loss, stats = judge_loss(judge, uint8_to_tensor(images), table[idx_t], rivals, wrong)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % 250 == 0 or step == settings.steps - 1:
-            log(f"judge step {step + 1}/{settings.steps}: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()) + f", {time.perf_counter() - start:.0f} s")
+            log(f"judge step {step + 1}/{settings.steps}: loss {stats['loss']:.3f}, match_acc "
+                f"{stats['match_acc']:.3f}, {time.perf_counter() - start:.0f} s")
     record = {"kind": "judge", "settings": asdict(settings),
               "trunk": "the checkpoint's discriminator, frozen" if settings.frozen_trunk else "its own", "seconds": round(time.perf_counter() - start, 1),
               "images": settings.steps * settings.batch_size, "dataset": data.describe().get("name"),
               "negatives": ["another caption"] + (["a near miss"] if data.supplies_negatives else [])
-              + (["a wrong image of the caption"] if data.supplies_wrong_images else [])
-              + (["another caption, on G's image of the own caption (ranking)"] if settings.generated_ranking else []),
+              + (["a wrong image of the caption"] if data.supplies_wrong_images else []),
               "final": stats}
     return judge.eval().requires_grad_(False), record
