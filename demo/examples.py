@@ -31,7 +31,7 @@ EXAMPLES: tuple[Example, ...] = (
             ("a yellow circle left of a blue square", "a black triangle above a green circle",
              "three red squares"), seed=7, truncation=0.6),
     Example("emoji", "Emoji: styles",
-            ("red heart", "grinning face, google style", "thumbs up, twitter style")),
+            ("red heart", "grinning face, google style", "thumbs up, twitter style", "red apple, fluent style")),
     Example("emoji", "Emoji: objects",
             ("fire", "red apple", "rocket", "smiling face with sunglasses"), seed=11, truncation=0.6),
 )

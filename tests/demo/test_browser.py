@@ -149,7 +149,7 @@ def test_generate_then_compare(app_url: str) -> None:
         expect(sets).to_contain_text("Emoji: styles")
         sets.get_by_label("Emoji: styles", exact=True).check()
         expect(page.locator("#cmp-prompts textarea")).to_have_value(
-            "red heart\ngrinning face, google style\nthumbs up, twitter style", timeout=TIMEOUT_MS)
+            "red heart\ngrinning face, google style\nthumbs up, twitter style\nred apple, fluent style", timeout=TIMEOUT_MS)
         page.click("#cmp-run")
         for i in range(2):
             expect(page.locator(f"#cmp-grid-{i} img")).to_have_count(1, timeout=TIMEOUT_MS)

@@ -44,7 +44,7 @@ def test_prompt_sets_offer_each_picked_datasets_curated_prompts():
     sets = prompt_sets(found, ["emoji-32", "shapes-32"])
     assert [label for label, _ in sets] == ["Emoji: styles", "Emoji: objects", "Shapes: position, size, count",
                                             "Shapes: relations"]
-    assert sets[0][1] == "red heart\ngrinning face, google style\nthumbs up, twitter style"
+    assert sets[0][1] == "red heart\ngrinning face, google style\nthumbs up, twitter style\nred apple, fluent style"
     assert prompt_sets(found, ["gone"]) == []
 
 
