@@ -38,7 +38,7 @@ def checkpoints_dir() -> Path:
 def build_demo(root: str | Path | None = None, capacity: int | None = None) -> gr.Blocks:
     """Create the model service (loads every checkpoint once to check it) and the Blocks."""
     capacity = capacity or int(os.environ.get("DALLE_MAX_PIPELINES", "4"))
-    service = ModelService(root or checkpoints_dir(), capacity=capacity)
+    service = ModelService(root or checkpoints_dir(), capacity=capacity, wait_for_captions=False)
     return build_blocks(Handlers(service, OutputFolder()))
 
 

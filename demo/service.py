@@ -191,16 +191,21 @@ class ModelService:
         root: the checkpoints folder (each sub-folder with a config.json is a candidate).
         capacity: how many pipelines stay loaded at once.
         device: "auto" = CUDA when present, else CPU.
+        wait_for_captions: encode a checkpoint's caption list (for the far-prompt note) inside the first request
+            that needs it; False (the app): encode it in the background and leave the note out until it is ready
+            (emoji-64's 5,144 core captions take about 20 s on a CPU, which the first image would wait for).
     """
 
-    def __init__(self, root: str | Path, capacity: int = 4, device: str = "auto"):
+    def __init__(self, root: str | Path, capacity: int = 4, device: str = "auto", wait_for_captions: bool = True):
         self.root = Path(root)
         self.device = device
+        self.wait_for_captions = wait_for_captions
         self._encoders: dict[str, TextEncoder] = {}
         self._encoders_lock = threading.Lock()
         self._cache = PipelineCache(self._load, capacity)
         self._captions: dict[tuple, tuple[list[str], Any] | None] = {}  # see `_caption_table`
         self._captions_lock = threading.Lock()
+        self._captions_pending: set[tuple] = set()  # tables being encoded in the background
         self._run_lock = threading.Lock()  # one forward pass at a time (the pipelines' caches are not thread-safe)
         # wrapped before launch, as ZeroGPU requires
         self._generate_on_device = gpu(self._generate_here)
@@ -276,19 +281,43 @@ class ModelService:
 
     def _caption_table(self, info: CheckpointInfo, pipe: TextToImagePipeline) -> tuple[list[str], Any] | None:
         """(captions, their pooled embeddings [N, D]) of the checkpoint's training captions, encoded once per
-        caption list and text encoder (shapes-32 and shapes-32-early share one); None when there is no list."""
+        caption list and text encoder (shapes-32 and shapes-32-early share one); None when there is no list, and,
+        without `wait_for_captions`, while it is being encoded in the background."""
         captions = self._trained_captions(info)
         if not captions:
             return None
         key = (pipe.text_encoder.name, len(captions), hash(tuple(captions)))
+        if not self.wait_for_captions:
+            with self._captions_lock:
+                if key in self._captions or key in self._captions_pending:
+                    return self._captions.get(key)
+                self._captions_pending.add(key)
+            threading.Thread(target=self._encode_captions, args=(key, captions, pipe), daemon=True,
+                             name="caption-table").start()
+            return None
         with self._captions_lock:
             if key not in self._captions:
-                import torch
-
-                pooled = [pipe.text_encoder.encode(captions[i:i + 256]).pooled.cpu()
-                          for i in range(0, len(captions), 256)]
-                self._captions[key] = (captions, torch.cat(pooled))
+                self._captions[key] = (captions, self._encode_pooled(captions, pipe))
             return self._captions[key]
+
+    @staticmethod
+    def _encode_pooled(captions: list[str], pipe: TextToImagePipeline):
+        """The pooled text embeddings [N, D] of `captions`, on the CPU, in batches of 256."""
+        import torch
+
+        return torch.cat([pipe.text_encoder.encode(captions[i:i + 256]).pooled.cpu()
+                          for i in range(0, len(captions), 256)])
+
+    def _encode_captions(self, key: tuple, captions: list[str], pipe: TextToImagePipeline) -> None:
+        """The background side of `_caption_table`: encode, then publish the table."""
+        try:
+            table = (captions, self._encode_pooled(captions, pipe))
+        except Exception as e:  # the note is a hint: a failed table means no note, as without a list
+            log.warning("caption table for the far-prompt note failed: %s", e)
+            table = None
+        with self._captions_lock:
+            self._captions[key] = table
+            self._captions_pending.discard(key)
 
     def far_prompt_notes(self, info: CheckpointInfo, pipe: TextToImagePipeline, prompts: list[str],
                          labels: list[str]) -> list[str]:

@@ -61,3 +61,20 @@ def test_captions_that_only_extend_another_are_left_out_of_the_list():
 
     captions = ["red heart", "red heart, google style", "red heart, love, valentine", "flag, japan", "pizza"]
     assert _core_captions(captions) == ["red heart", "flag, japan", "pizza"]
+
+
+def test_the_app_encodes_the_caption_list_in_the_background_and_notes_once_it_is_ready(tmp_path):
+    """The app's service (wait_for_captions=False) does not hold the first image for the caption list: the note is
+    left out while the list is encoded, and given once it is ready."""
+    import time
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(REPO / "checkpoints" / "shapes-32", root / "own-list")
+    (root / "own-list" / "captions.json").write_text(json.dumps(["a red circle", "a blue square"]))
+    service = ModelService(root, capacity=1, device="cpu", wait_for_captions=False)
+    assert not [n for n in notes(service, "own-list", ["a sunset"]) if FAR in n]  # the first: not ready yet
+    deadline = time.monotonic() + 60
+    while service._captions_pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (note,) = [n for n in notes(service, "own-list", ["a sunset"]) if FAR in n]
+    assert note.startswith("Prompt 1 ('a sunset')")
