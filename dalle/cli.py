@@ -104,8 +104,8 @@ def cmd_train_judge(args: argparse.Namespace) -> int:
     cfg = model_config(config)
     data = open_checkpoint_data(config, args.data_root)
     table = encode_captions_cached(cfg.text_encoder, data.captions, args.cache_dir, max_tokens=cfg.max_tokens)
-    settings = JudgeSettings(steps=args.steps, seed=args.seed, frozen_trunk=not args.own_trunk)
-    discriminator = None if args.own_trunk else load_networks(args.checkpoint)[2]
+    settings = JudgeSettings(steps=args.steps, seed=args.seed, trunk=args.trunk)
+    discriminator = load_networks(args.checkpoint)[2] if args.trunk == "discriminator" else None
     judge, record = train_judge(cfg, data, table.to("cpu", torch.float32), settings, discriminator=discriminator)
     save_judge(judge, args.checkpoint, record)
     print(f"judge: {args.checkpoint}/judge.safetensors ({record['seconds']:.0f} s, {record['images']:,} images)")
@@ -331,10 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-judge", help="train a checkpoint's text-match judge on its real data (dalle/judge.py)")
     p.add_argument("checkpoint")
-    p.add_argument("--steps", type=int, default=2000, help="batches of 32 real images (default 2000)")
+    p.add_argument("--steps", type=int, default=2000, help="batches of 64 real images (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--own-trunk", action="store_true",
-                   help="train a whole fresh network (default: a fresh match head on the checkpoint's frozen D trunk)")
+    p.add_argument("--trunk", choices=("own", "discriminator"), default="own",
+                   help="own: a small image/text network of its own (default); discriminator: a fresh match head on "
+                        "the checkpoint's discriminator trunk, frozen (dalle/judge.py)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--data-root", default="data", help="where prepared datasets live (default data)")
     p.add_argument("--cache-dir", default="data/cache", help="caption embedding cache (default data/cache)")

@@ -25,7 +25,7 @@ from .checkpoint import load_networks, save_checkpoint
 from .config import ModelConfig
 from .device import pick_device
 from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
-from .judge import load_judge, save_judge, shares_trunk
+from .judge import HeadOnDiscriminator, Judge, load_judge, save_judge
 from .models.discriminator import Discriminator
 from .models.generator import Generator, truncate
 from .text_encoder import TextCondition, TextEncoder
@@ -79,7 +79,7 @@ class TextToImagePipeline:
     def __init__(self, generator: Generator, discriminator: Discriminator, text_encoder: TextEncoder,
                  config: dict, device: str | torch.device = "cpu", name: str = "",
                  center_cache_size: int = 1024,
-                 judge: Discriminator | None = None,  # the text-match judge G never trained against, if any
+                 judge: Judge | HeadOnDiscriminator | None = None,  # the text-match judge G never trained against, if any
                  judge_record: dict | None = None):  # its judge.json
         self.device = pick_device(device)
         self.generator = generator.eval().requires_grad_(False).to(self.device)
@@ -159,10 +159,9 @@ class TextToImagePipeline:
         """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (realism [B] from the discriminator, match [B] from
         the judge where there is one, else from the discriminator's own match head), probabilities."""
         images = images.clamp(-1, 1)
-        r = self.discriminator.features(images)
-        realism, match = self.discriminator.heads(r, text)
-        if self.judge is not None:  # a frozen-trunk judge reads the same region map: one trunk pass for both
-            match = self.judge.heads(r if shares_trunk(self.judge_record) else self.judge.features(images), text)[1]
+        realism, match = self.discriminator(images, text)
+        if self.judge is not None:
+            match = self.judge(images, text)
         return torch.sigmoid(realism).float().cpu().numpy(), torch.sigmoid(match).float().cpu().numpy()
 
     @torch.inference_mode()

@@ -57,8 +57,10 @@ def realism_trust(folder: Path) -> str:
         auroc = float(disc["generated_realism_auroc"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""
+    verdict = ("a useful guide to which image is right" if auroc >= TRUSTED_MATCH_AUROC
+               else "it does not tell a right image from a wrong one: read it as how real an image looks")
     return (f"Realism on this checkpoint's own images separates right from wrong images with AUROC {auroc:.2f} "
-            f"(`python -m dalle evaluate`).")
+            f"(0.5 = chance; `python -m dalle evaluate`): {verdict}.")
 
 
 def rerank_choice(folder: Path) -> tuple[str, str]:

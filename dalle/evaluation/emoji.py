@@ -27,7 +27,7 @@ from .emoji_data import EmojiEvalData, prepare_command
 from .heldout_captions import heldout_caption_block
 from .sampling import (PSIS, Generated, best_of_block, discriminator_block, discriminator_head_block, generated_match,
                        sample_seeds, score_real)
-from .stats import draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits
+from .stats import draw_distractors, mean_and_ci, mean_pairwise_distance, r_precision_hits, rank_correlation
 
 MEMORISATION_THRESHOLD = 0.95
 R_PRECISION_DISTRACTORS = 99
@@ -312,6 +312,10 @@ def evaluate_emoji(pipe: TextToImagePipeline, config: dict, num_samples: int, se
     _, m_wrong = score_real(pipe, real_imgs, wrong)
     out["discriminator"] = {**discriminator_block(m_true, m_wrong, r_real, g_real, psi),
                             **generated_match(g_match, hits_gen, EMOJI_VERDICT, g_real),
+                            "generated_realism_rank_correlation": rank_correlation(g_real, (g_emb * true_t).sum(-1)),
+                            "generated_realism_rank_correlation_definition":
+                                "Spearman's rank correlation, on the generated images, of realism with the "
+                                "evaluator's cosine between the image and its own caption",
                             **discriminator_head_block(pipe, real_imgs, prompts, wrong, g_pix, prompts, hits_gen)}
 
     # Prompts as people write them: the held-out phrases no training image carried.

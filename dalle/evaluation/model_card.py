@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..checkpoint import read_config
+from ..judge import DISCRIMINATOR_TRUNK
 from ..datasets import known_kind
 from ..presets import command_note
 from .metrics_io import read_metrics
@@ -73,9 +74,11 @@ def trust_lines(metrics: dict) -> list[str]:
         return "not measured" if v is None else f"{v:.3f}"
 
     if disc.get("match_source") == "judge":
-        source = ("Text match comes from this checkpoint's judge (`judge.safetensors`, `dalle/judge.py`): a match "
-                  "head trained on real images only, on the discriminator's frozen trunk, which the generator never "
-                  "trained against. Realism comes from the discriminator.")
+        what = ("a fresh match head on the discriminator's frozen trunk" if (disc.get("judge") or {}).get("trunk")
+                == DISCRIMINATOR_TRUNK else "a small image/text network of its own")
+        source = (f"Text match comes from this checkpoint's judge (`judge.safetensors`, `dalle/judge.py`): {what}, "
+                  "trained on real images only, which the generator never trained against. Realism comes from the "
+                  "discriminator.")
     else:
         source = "Both scores come from the discriminator the generator trained against."
     lines = [f"{source} AUROC: 0.5 is chance, 1.0 a perfect ranking.", "",
@@ -95,6 +98,9 @@ def trust_lines(metrics: dict) -> list[str]:
     if "generated_realism_auroc" in disc:
         lines.append(f"- realism, generated images that {judge} calls right vs wrong: "
                      f"{f(disc['generated_realism_auroc'])}; this is the case the playground's realism column faces")
+    if "generated_realism_rank_correlation" in disc:
+        lines.append("- realism against the evaluator's cosine between a generated image and its caption, rank "
+                     f"correlation (Spearman): {f(disc['generated_realism_rank_correlation'])}")
     best_of = metrics.get("best_of")
     if best_of:
         part, chosen = best_of["parts"]["all"], best_of["chosen"]

@@ -43,6 +43,9 @@ def format_table(m: dict) -> str:
                      f"{disc['generated_match_n_wrong']} wrong)")
         if "generated_realism_auroc" in disc:
             lines.append(f"  realism score on generated images, same verdict: {fmt(disc['generated_realism_auroc'])}")
+        if "generated_realism_rank_correlation" in disc:
+            lines.append("  realism vs the evaluator's image-caption cosine on generated images, rank correlation: "
+                         f"{fmt(disc['generated_realism_rank_correlation'])}")
         if "generated_match_auroc_colour_shape_position" in disc:
             lines.append(f"  same, single objects by colour+shape+position: "
                          f"{fmt(disc['generated_match_auroc_colour_shape_position'])} "

@@ -134,7 +134,7 @@ def discriminator_head_block(pipe: TextToImagePipeline, real: np.ndarray, own: l
     v = np.asarray(verdicts, dtype=bool)
     out["discriminator_match_auroc"] = auroc(head(real, own), head(real, other))
     out["discriminator_generated_match_auroc"] = auroc_by_verdict(head(generated, prompts), v)
-    out["judge"] = {k: (pipe.judge_record or {}).get(k) for k in ("images", "seconds", "negatives")}
+    out["judge"] = {k: (pipe.judge_record or {}).get(k) for k in ("trunk", "images", "seconds", "negatives")}
     return out
 
 

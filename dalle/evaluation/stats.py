@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
+from scipy.stats import rankdata, spearmanr
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -30,6 +30,17 @@ def auroc_by_verdict(scores: np.ndarray, verdicts: np.ndarray) -> float | None:
     if v.all() or not v.any():
         return None
     return auroc(s[v], s[~v])
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two scores of the same N items (average ranks for ties): 1 = the same order,
+    0 = unrelated, -1 = reversed. None when either score is constant (no order to compare)."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} and {len(b)} scores")
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
 
 
 def draw_distractors(true_labels: list, pool_labels: list, k: int, seed: int) -> np.ndarray:

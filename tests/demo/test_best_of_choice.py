@@ -46,4 +46,6 @@ def test_the_realism_line_quotes_its_measured_auroc(tmp_path):
 
     assert realism_trust(tmp_path) == ""
     (tmp_path / "metrics.json").write_text(json.dumps({"discriminator": {"generated_realism_auroc": 0.7114}}))
-    assert "AUROC 0.71" in realism_trust(tmp_path)
+    assert "AUROC 0.71" in realism_trust(tmp_path) and "does not tell a right image" in realism_trust(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"discriminator": {"generated_realism_auroc": 0.85}}))
+    assert "a useful guide" in realism_trust(tmp_path)

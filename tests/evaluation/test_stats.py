@@ -99,3 +99,15 @@ def test_r_precision_tie_is_a_miss_and_a_better_distractor_wins():
     assert r_precision_hits(image, text, text, dis).tolist() == [True, True, False]
     tie = torch.tensor([[0.7, 0.7, 0.0]])
     assert r_precision_hits(tie, text[:1], text, np.array([[1]])).tolist() == [False]  # a tie is a miss
+
+
+def test_rank_correlation_has_known_answers():
+    from dalle.evaluation.stats import rank_correlation
+
+    a = np.array([0.1, 0.5, 0.2, 0.9])
+    assert rank_correlation(a, a ** 3) == pytest.approx(1.0)  # same order, other values
+    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert rank_correlation([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
+    assert rank_correlation(a, np.ones(4)) is None  # a constant score has no order
+    with pytest.raises(ValueError, match="4 and 3 scores"):
+        rank_correlation(a, a[:3])
