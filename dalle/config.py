@@ -134,6 +134,10 @@ class TrainConfig:
     near_miss_weight: float = opt(0.0, (
         "G ranks its image's own caption above that caption's near miss in D's match head (datasets that "
         "supply them): the G side of hard_negatives"))
+    d_wrong_images: float = opt(0.0, (
+        "weight of D's joint loss on a wrong image of each of half the batch's captions (shapes: the caption's "
+        "scene with a faint ghost, a missing or extra object; captioned images: one that shares a word): D learns "
+        "what almost shows a caption, so G pays for it"))
     group_size: int = opt(1, (
         "images of one caption in a row in each batch (real: fresh draws of what it leaves open; fake: other "
         "seeds); >1 feeds D's group-spread head"))
@@ -176,7 +180,7 @@ class TrainConfig:
             raise ValueError("--recon-candidates picks among prior draws, so it needs --recon prior")
         if not 0.0 <= self.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives is a share of the batch, 0 to 1; got {self.hard_negatives}")
-        for name in ("near_miss_weight", "d_near_miss_weight", "spread_weight"):
+        for name in ("near_miss_weight", "d_near_miss_weight", "spread_weight", "d_wrong_images"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} is a weight, at least 0; got {getattr(self, name)}")
         if self.group_size < 1 or self.batch_size % self.group_size:

@@ -159,8 +159,11 @@ class TextToImagePipeline:
         """images [B, 3, R, R] in [-1, 1], text (B prompts) -> (realism [B] from the discriminator, match [B] from
         the judge where there is one, else from the discriminator's own match head), probabilities."""
         images = images.clamp(-1, 1)
-        realism, match = self.discriminator(images, text)
-        if self.judge is not None:
+        regions = self.discriminator.features(images)
+        realism, match = self.discriminator.heads(regions, text)
+        if isinstance(self.judge, HeadOnDiscriminator):  # its trunk is D's: one pass serves both
+            match = self.judge.match(regions, text)
+        elif self.judge is not None:
             match = self.judge(images, text)
         return torch.sigmoid(realism).float().cpu().numpy(), torch.sigmoid(match).float().cpu().numpy()
 
@@ -186,8 +189,13 @@ class TextToImagePipeline:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("no prompts given")
+        blank = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
+        if blank:
+            raise ValueError(f"prompt {blank[0]} of {len(prompts)} is empty: write what the image should show")
         if not 0 <= seed <= MAX_SEED:
             raise ValueError(f"seed must be between 0 and {MAX_SEED}")
+        if num_images < 1:
+            raise ValueError(f"num_images must be at least 1, got {num_images}")
         seeds = [(seed + j) % (MAX_SEED + 1) for j in range(num_images)]
         text = self.encode(prompts)
         centers = self.conditional_centers(prompts, text) if truncation != 1.0 else None

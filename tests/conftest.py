@@ -26,7 +26,7 @@ SOURCES = {"shapes-32": (("checkpoints/shapes-32", "runs/shapes-32/checkpoint"),
 # The columns training writes (dalle.training.trainer.LOG_FIELDS), spelled out so a rename shows up here.
 LOG_FIELDS = ["step", "kimg", "loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity",
               "d_real_acc", "match_acc", "contrastive_d", "contrastive_g", "recon", "vae_kl", "near_miss_d",
-              "near_miss_g", "spread_d", "spread_g", "img_per_s", "elapsed_s", "lr_scale"]
+              "near_miss_g", "spread_d", "spread_g", "wrong_d", "img_per_s", "elapsed_s", "lr_scale"]
 LOG_HEADER = ",".join(LOG_FIELDS) + "\n"
 
 # A tiny model for training tests: flags for the command line, and the same as a config

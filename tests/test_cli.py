@@ -72,3 +72,14 @@ def test_seeds_wrap_so_every_seed_shown_can_be_typed_back_in(tiny):
         assert np.abs(again.pixels[0, 0].astype(int) - out.pixels[0, j].astype(int)).max() <= 1
     with pytest.raises(ValueError, match="seed must be between 0 and 2147483647"):
         pipe("a red circle", seed=MAX_SEED + 1)
+
+
+def test_a_blank_prompt_or_no_images_is_refused_with_a_message(tiny):
+    from dalle.pipeline import TextToImagePipeline
+
+    pipe = TextToImagePipeline.from_pretrained(tiny, device="cpu")
+    with pytest.raises(ValueError, match="prompt 2 of 2 is empty"):
+        pipe(["a red circle", "   "], seed=0)
+    with pytest.raises(ValueError, match="num_images must be at least 1, got 0"):
+        pipe("a red circle", seed=0, num_images=0)
+    assert pipe("a red circle", seed=0, num_images=1).pixels.shape[:2] == (1, 1)

@@ -47,6 +47,12 @@ def d_conditional_loss(real_matched: torch.Tensor, fake: torch.Tensor, real_mism
     return F.softplus(-real_matched).mean() + (F.softplus(fake).mean() + F.softplus(real_mismatched).mean()) / 2
 
 
+def d_wrong_image_loss(joint_wrong: torch.Tensor) -> torch.Tensor:
+    """Joint logits [B'] of (a wrong render of a caption, that caption) -> fake: an image that almost shows its
+    caption (a faint extra blob, a missing object) is as wrong as G's."""
+    return F.softplus(joint_wrong).mean()
+
+
 def reconstruction_loss(images: torch.Tensor, target: torch.Tensor, kind: str = "l1",
                         weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute ("l1") or squared ("l2") pixel error. images, target [B, 3, R, R] in [-1, 1];

@@ -30,7 +30,7 @@ from .augment import diff_augment
 # Every statistic the objective reports, in log.csv's column order
 STAT_NAMES = ("loss_d", "loss_g", "loss_joint_d", "loss_joint_g", "r1", "kl", "diversity", "d_real_acc", "match_acc",
               "contrastive_d", "contrastive_g", "recon", "vae_kl", "near_miss_d", "near_miss_g", "spread_d",
-              "spread_g")
+              "spread_g", "wrong_d")
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Batch:
     idx: torch.Tensor  # [B] int64 caption indices (CPU)
     near: tuple[TextCondition, torch.Tensor] | None = None  # each caption's near miss and [B] bool: it has one
     group_weights: torch.Tensor | None = None  # [B / group_size] weight of each group in the spread game (None: 1)
+    wrong: torch.Tensor | None = None  # [B // 2, 3, R, R] a wrong render of each of the first B // 2 captions
 
     @property
     def same(self) -> torch.Tensor:
@@ -108,7 +109,8 @@ class GANObjective:
     def d_loss(self, batch: Batch, r1: bool) -> tuple[torch.Tensor, dict[str, float]]:
         """D learns u (real vs G's images), u + m (own caption vs G's images and other captions) and m's ranking;
         with near misses (and d_near_miss_weight) m alone also ranks each real image's own caption above its
-        near miss. r1: add the lazy R1 penalty this step."""
+        near miss; with wrong images (d_wrong_images) u + m also calls a wrong render of a caption fake.
+        r1: add the lazy R1 penalty this step."""
         cfg, b, real, text = self.cfg, batch.real.shape[0], batch.real, batch.text
         stats: dict[str, float] = {}
         z, eps = self.noise(b)
@@ -137,6 +139,12 @@ class GANObjective:
             loss_near = losses.near_miss_ranking_loss(m_real, m_near, near[1])
             loss_d = loss_d + cfg.d_near_miss_weight * loss_near
             stats["near_miss_d"] = loss_near.item()
+        if batch.wrong is not None and cfg.d_wrong_images > 0:  # almost right is wrong: (wrong image, caption) -> fake
+            with self._autocast():
+                u_w, m_w = self.D.heads(self.D.features(self._augment(batch.wrong)), text[:batch.wrong.shape[0]])
+            loss_wrong = losses.d_wrong_image_loss(u_w.float() + m_w.float())
+            loss_d = loss_d + cfg.d_wrong_images * loss_wrong
+            stats["wrong_d"] = loss_wrong.item()
         if cfg.spread_weight > 0:  # groups of one caption: real draws vary as the caption allows, G's must too
             with self._autocast():
                 s_real = self.D.spread_logits(f_real, text, cfg.group_size)

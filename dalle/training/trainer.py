@@ -135,6 +135,9 @@ class Trainer:
             if getattr(cfg, name) > 0 and not data.supplies_negatives:
                 raise ValueError(f"--{name.replace('_', '-')} needs a dataset that supplies near misses "
                                  f"(such as shapes); {type(data).__name__} does not")
+        if cfg.d_wrong_images > 0 and not data.supplies_wrong_images:
+            raise ValueError(f"--d-wrong-images needs a dataset that draws wrong images of a caption (such as "
+                             f"shapes); {type(data).__name__} does not")
         if cfg.group_size > 1 and not data.supplies_groups:
             raise ValueError(f"--group-size needs a dataset that can draw a caption again (such as shapes); "
                              f"{type(data).__name__} does not")
@@ -167,7 +170,8 @@ class Trainer:
 
     def batch(self) -> Batch:
         """Real images and their captions from the dataset, other captions as D's mismatches (near misses for
-        a `hard_negatives` share, when the dataset supplies them), and each group's spread weight."""
+        a `hard_negatives` share, when the dataset supplies them), wrong images of the first half's captions
+        (`d_wrong_images`), and each group's spread weight."""
         cfg = self.cfg
         images, idx = self.data.sample(cfg.batch_size, self.data_rng, group=cfg.group_size)
         idx_t = torch.from_numpy(idx)
@@ -182,6 +186,10 @@ class Trainer:
         out = Batch(real, text, self.text_table[wrong.to(self.device)].to(self.device, torch.float32), idx_t)
         if near is not None:
             out.near = (self.text_table[near.to(self.device)].to(self.device, torch.float32), (near != idx_t).to(self.device))
+        if cfg.d_wrong_images > 0:  # wrong renders of the first half's captions
+            half = idx[:len(idx) // 2]
+            out.wrong = uint8_to_tensor(self.data.wrong_images(half, self.data_rng), self.device).contiguous(
+                memory_format=torch.channels_last)
         if cfg.spread_weight > 0:
             weights = self.data.group_weights(idx_t[::cfg.group_size])
             out.group_weights = None if weights is None else weights.to(self.device)

@@ -530,6 +530,41 @@ def test_group_spread_settings_are_checked(tmp_path, cache, settings, message):
         shapes_trainer(model, cfg, **options)
 
 
+def test_d_calls_a_wrong_render_of_a_caption_fake(tmp_path, cache):
+    """d_wrong_images: the batch carries a wrong render of each of its first half's captions, D's step reports
+    softplus(u + m) on them (a known value: the same D scores them the same), and one step dominated by it lowers
+    that loss on the same batch. G's step is untouched (it never sees the wrong images)."""
+    cfg = TrainConfig(data="shapes", out=str(tmp_path / "run"), batch_size=8, threads=1, sample_every=100,
+                      checkpoint_every=100, cache_dir=str(cache), d_wrong_images=100.0, r1_gamma=0.0,
+                      contrastive_weight=0.0, lr_d=1e-3)
+    t = shapes_trainer(dataclasses.replace(TINY_MODEL), cfg)
+    t.objective.autocast = False  # fp32, so the step's own value can be checked exactly
+    batch = t.batch()
+    assert batch.wrong.shape == (4, 3, 32, 32)
+    assert not torch.equal(batch.wrong, batch.real[:4])  # each is a spoiled render, not the real image
+
+    def wrong_loss() -> float:
+        with torch.no_grad():
+            u, m = t.D(batch.wrong, batch.text[:4])
+            return torch.nn.functional.softplus(u + m).mean().item()
+
+    before = wrong_loss()
+    loss, stats = t.objective.d_loss(batch, r1=False)
+    t._optimise(t.opt_d, [t.D], loss)
+    assert stats["wrong_d"] == pytest.approx(before, rel=1e-4)
+    assert wrong_loss() < before
+    assert "wrong_d" in t.train_step()
+    t0 = shapes_trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_wrong_images=0.0, out=str(tmp_path / "r0")))
+    assert t0.batch().wrong is None and "wrong_d" not in t0.train_step()
+    with pytest.raises(ValueError, match="d_wrong_images"):
+        shapes_trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, d_wrong_images=-1.0))
+    assert tiny_trainer(tmp_path / "tiny", cache, d_wrong_images=1.0).batch().wrong.shape == (2, 3, 32, 32)
+    data = tiny_dataset()
+    data.supplies_wrong_images = False  # a dataset that cannot draw them is refused by name
+    with pytest.raises(ValueError, match="--d-wrong-images needs a dataset that draws wrong images"):
+        Trainer(dataclasses.replace(TINY_MODEL), dataclasses.replace(cfg, data="tiny"), data)
+
+
 def test_groups_need_a_dataset_that_draws_a_caption_again(tmp_path, cache):
     with pytest.raises(ValueError, match="draw a caption again"):
         tiny_trainer(tmp_path / "tiny", cache, group_size=2)
