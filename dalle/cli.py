@@ -1,4 +1,4 @@
-"""Command line: `python -m dalle {train,train-judge,ablate,sample,probe,probe-layouts,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
+"""Command line: `python -m dalle {train,train-judge,ablate,sample,probe,probe-layouts,probe-ghosts,probe-binding,info,card,prepare,results,evaluate} ...`. Thin: it parses and calls the library.
 
 Every field of `TrainConfig` and `ModelConfig` is a flag (`--batch-size`, `--channel-base`, ...),
 so the dataclasses stay the single place where options and their reasons live.
@@ -264,19 +264,39 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_probe_layouts(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import read_config
     from .pipeline import TextToImagePipeline
     from .shapes.probes.layout import seed_layouts
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    dataset = read_config(args.checkpoint).get("dataset", {}).get("name")
-    kind = known_kind(dataset)
-    if kind is None or kind.checker is None:  # the probe finds objects with the dataset's analytic checker
-        raise ValueError(f"probe-layouts needs a shapes checkpoint; {args.checkpoint} was trained on {dataset!r}")
+    _require_shapes(args.checkpoint, "probe-layouts")  # the probe finds objects with the world's analytic checker
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device="cpu")
     print(json.dumps(seed_layouts(pipe, args.prompts, args.seeds, args.truncation, args.seed)))
     return 0
+
+
+def cmd_probe_ghosts(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipeline import TextToImagePipeline
+    from .shapes.probes.ghosts import clean_preferred
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    _require_shapes(args.checkpoint, "probe-ghosts")
+    pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device="cpu")
+    print(json.dumps(clean_preferred(pipe, args.scenes, args.seed)))
+    return 0
+
+
+def _require_shapes(checkpoint: str, verb: str) -> None:
+    """Refuse a checkpoint of another world: the shapes probes draw the shapes world's scenes."""
+    from .checkpoint import read_config
+
+    dataset = read_config(checkpoint).get("dataset", {}).get("name")
+    kind = known_kind(dataset)
+    if kind is None or kind.checker is None:
+        raise ValueError(f"{verb} needs a shapes checkpoint; {checkpoint} was trained on {dataset!r}")
 
 
 def cmd_probe_binding(args: argparse.Namespace) -> int:
@@ -386,6 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the seen stream's seed")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
     p.set_defaults(func=cmd_probe_layouts)
+
+    p = sub.add_parser("probe-ghosts", help="do D's scores and the judge's prefer a real render to the same "
+                       "render with a ghost, a missing or an extra object? (shapes)")
+    p.add_argument("checkpoint")
+    p.add_argument("--scenes", type=int, default=200, help="real scenes of each caption kind (pair, count)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    p.set_defaults(func=cmd_probe_ghosts)
 
     p = sub.add_parser("probe-binding", help="can a fresh G, fitted by reconstruction alone, colour a pair's two "
                        "shapes each by its own word? (shapes)")
