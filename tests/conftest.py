@@ -55,7 +55,7 @@ def _log_row(s: int) -> str:
            "loss_joint_d": 0.7, "loss_joint_g": 0.6, "r1": 0.02, "kl": 0.01, "diversity": "", "d_real_acc": 0.5,
            "match_acc": 0.5, "img_per_s": 20, "elapsed_s": s, "contrastive_d": 1.3, "contrastive_g": 1.2,
            "recon": 0.4, "vae_kl": "", "lr_scale": "", "near_miss_d": "",
-           "near_miss_g": "", "spread_d": "", "spread_g": ""}
+           "near_miss_g": "", "spread_d": "", "spread_g": "", "wrong_d": ""}
     return ",".join(str(row[k]) for k in LOG_FIELDS) + "\n"
 
 
