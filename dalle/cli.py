@@ -125,9 +125,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .images import save_png
     from .pipeline import TextToImagePipeline
+    from .prompts import spell_out_emoji
 
     pipe = TextToImagePipeline.from_pretrained(args.checkpoint, device=args.device)
     out = pipe(args.prompt, seed=args.seed, truncation=args.truncation, num_images=args.num_images)
+    for p in out.prompts:
+        if spell_out_emoji(p) != p:
+            print(f"note: emoji spelled out for the text encoder: {p!r} reads as {spell_out_emoji(p)!r}", file=sys.stderr)
     for p, cut in zip(out.prompts, out.truncated_prompts):
         if cut:
             print(f"warning: prompt was cut at the encoder's limit: {p[:60]!r}...", file=sys.stderr)

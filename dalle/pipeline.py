@@ -13,6 +13,7 @@ batch, and every seed shown can be typed back in (seed 2**31 - 1 with 3 images: 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from .images import grid_image, png_bytes, tensor_to_uint8, uint8_to_tensor
 from .judge import HeadOnDiscriminator, Judge, load_judge, save_judge
 from .models.discriminator import Discriminator
 from .models.generator import Generator, truncate
+from .prompts import spell_out_emoji
 from .text_encoder import TextCondition, TextEncoder
 
 MAX_SEED = 2**31 - 1  # seeds are 0 .. MAX_SEED; image j uses (seed + j) mod (MAX_SEED + 1)
@@ -128,8 +130,10 @@ class TextToImagePipeline:
 
     # ------------------------------------------------------------------ building blocks
     def encode(self, prompts: list[str]) -> TextCondition:
-        """Sentence embeddings and word states of P prompts on the pipeline's device (LRU-cached)."""
-        return self.text_encoder.condition(prompts, self.model_config.max_tokens).to(self.device)
+        """Sentence embeddings and word states of P prompts on the pipeline's device (LRU-cached). Emoji are
+        spelled out first, as the captions spell them (`spell_out_emoji`: "❤️" reads as "red heart")."""
+        spelled = [spell_out_emoji(p) for p in prompts]
+        return self.text_encoder.condition(spelled, self.model_config.max_tokens).to(self.device)
 
     def conditional_centers(self, prompts: list[str], text: TextCondition) -> torch.Tensor:
         """w_avg per prompt [P, w_dim], cached by prompt; missing ones are computed in one call."""
@@ -196,6 +200,8 @@ class TextToImagePipeline:
             raise ValueError(f"seed must be between 0 and {MAX_SEED}")
         if num_images < 1:
             raise ValueError(f"num_images must be at least 1, got {num_images}")
+        if not math.isfinite(truncation):
+            raise ValueError(f"truncation must be a number (0 = the prompt's centre, 1 = no truncation), got {truncation}")
         seeds = [(seed + j) % (MAX_SEED + 1) for j in range(num_images)]
         text = self.encode(prompts)
         centers = self.conditional_centers(prompts, text) if truncation != 1.0 else None
@@ -218,7 +224,7 @@ class TextToImagePipeline:
             prompts=prompts, seeds=seeds, truncation=float(truncation),
             pixels=np.concatenate(pixels).reshape(*shape, res, res, 3),
             realism=np.concatenate(realism).reshape(shape), match=np.concatenate(match).reshape(shape),
-            truncated_prompts=[self.text_encoder.is_too_long(p) for p in prompts],
+            truncated_prompts=[self.text_encoder.is_too_long(spell_out_emoji(p)) for p in prompts],
             checkpoint=self.name, step=self.step)
 
     @torch.inference_mode()

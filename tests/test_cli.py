@@ -82,4 +82,21 @@ def test_a_blank_prompt_or_no_images_is_refused_with_a_message(tiny):
         pipe(["a red circle", "   "], seed=0)
     with pytest.raises(ValueError, match="num_images must be at least 1, got 0"):
         pipe("a red circle", seed=0, num_images=0)
+    with pytest.raises(ValueError, match="truncation must be a number"):
+        pipe("a red circle", seed=0, truncation=float("nan"))
     assert pipe("a red circle", seed=0, num_images=1).pixels.shape[:2] == (1, 1)
+
+
+def test_an_emoji_prompt_draws_what_its_name_draws(tiny, tmp_path):
+    """The library and `sample` read "❤️" as the captions spell it ("red heart"), not as an unknown token."""
+    from dalle.pipeline import TextToImagePipeline
+
+    pipe = TextToImagePipeline.from_pretrained(tiny, device="cpu")
+    emoji, named, other = (pipe(p, seed=5, truncation=1.0, num_images=2) for p in ("❤️", "red heart", "pizza"))
+    assert np.array_equal(emoji.pixels, named.pixels) and np.allclose(emoji.match, named.match)
+    assert not np.array_equal(emoji.pixels, other.pixels)
+    assert emoji.prompts == ["❤️"]  # the grid's label stays what was typed
+    done = run(["sample", "--checkpoint", str(tiny), "--prompt", "❤️", "--num-images", "1",
+                "--out", str(tmp_path / "g.png")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "'❤️' reads as 'red heart'" in done.stderr
