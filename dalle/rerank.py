@@ -50,3 +50,22 @@ def chosen_score(best_of: dict | None) -> str | None:
         return None
     by_score = best_of["parts"]["all"]["by_score"]
     return max(SCORES, key=lambda name: by_score[name]["4"])
+
+
+def gap_taken(best_of: dict | None, parts: tuple[str, ...], k: int = 4) -> float | None:
+    """How much of the room best-of-k leaves the chosen score takes, over `parts` of metrics.json's "best_of"
+    block pooled by their prompts: (kept right - first seed right) / (any of k right - first seed right).
+    1 = it always keeps a right image when there is one, 0 = no better than the first seed; None when not
+    measured or when there is no room (every first seed that could be right already is)."""
+    if not best_of or any(p not in best_of["parts"] for p in parts):
+        return None
+    rows = [best_of["parts"][p] for p in parts]
+    n = sum(r["prompts"] for r in rows)
+
+    def pooled(value) -> float:
+        return sum(value(r) * r["prompts"] for r in rows) / n
+
+    first = pooled(lambda r: r["best_of_1"])
+    room = pooled(lambda r: r["oracle"][str(k)]) - first
+    kept = pooled(lambda r: r["by_score"][best_of["chosen"]][str(k)])
+    return None if room <= 0 else (kept - first) / room

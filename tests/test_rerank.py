@@ -4,7 +4,7 @@ a measurement picks."""
 import numpy as np
 import pytest
 
-from dalle.rerank import BEST_OF, SCORES, best_of_rates, chosen_score, rerank
+from dalle.rerank import BEST_OF, SCORES, best_of_rates, chosen_score, gap_taken, rerank
 
 
 def test_rerank_keeps_the_best_by_each_score_ties_to_the_lower_column():
@@ -44,3 +44,19 @@ def test_chosen_score_is_the_best_of_4_over_all_prompts():
 def test_every_score_ranks_higher_probabilities_first(name):
     realism = np.array([[0.2, 0.8]])
     assert rerank(realism, realism, 1, name).tolist() == [[1]]
+
+
+def test_gap_taken_pools_parts_by_their_prompts():
+    def part(prompts, first, kept, oracle):
+        return {"prompts": prompts, "best_of_1": first, "oracle": {"4": oracle, "8": 1.0},
+                "by_score": {"match": {"4": kept, "8": kept}, "realism": {"4": first, "8": first}}}
+
+    best_of = {"chosen": "match", "parts": {"pair": part(100, 0.6, 0.8, 1.0), "count": part(300, 0.2, 0.4, 0.6),
+                                           "single": part(10, 1.0, 1.0, 1.0)}}
+    assert gap_taken(best_of, ("pair",)) == pytest.approx(0.5)  # (0.8 - 0.6) / (1.0 - 0.6)
+    # pooled by prompts: first 0.3, kept 0.5, any of 4 0.7 -> 0.2 / 0.4
+    assert gap_taken(best_of, ("pair", "count")) == pytest.approx(0.5)
+    best_of["chosen"] = "realism"
+    assert gap_taken(best_of, ("pair", "count")) == pytest.approx(0.0)
+    assert gap_taken(best_of, ("single",)) is None  # no room: every first seed is right
+    assert gap_taken(best_of, ("all",)) is None and gap_taken(None, ("pair",)) is None

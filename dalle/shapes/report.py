@@ -8,6 +8,7 @@ targets, its cells of the README's results table, its truncation plot panels and
 from __future__ import annotations
 
 from ..evaluation.numbers import fmt
+from ..rerank import gap_taken
 
 VERDICT = "checker 'exact'"  # who calls a generated image right or wrong, in the table
 CARD_JUDGE = "the analytic checker"  # the same, in the model card's prose
@@ -34,7 +35,11 @@ TARGETS = (("colour+shape+position, seen", "seen c+s+p", ">=", 0.95),
            ("count", "count", ">=", 0.80),
            ("seed diversity / real", "diversity / real", ">=", 0.5),
            ("match AUROC, real images", "match AUROC", ">=", 0.9),
-           ("match AUROC, generated images", lambda m: m["discriminator"].get("generated_match_auroc"), ">=", 0.8))
+           ("match AUROC, generated images", lambda m: m["discriminator"].get("generated_match_auroc"), ">=", 0.8),
+           ("count exact at psi 0.7, first seed",
+            lambda m: ((m.get("best_of") or {}).get("parts", {}).get("count") or {}).get("best_of_1"), ">=", 0.85),
+           ("best of 4, share of the gap to any of 4 taken (pairs and counts)",
+            lambda m: gap_taken(m.get("best_of"), ("pair", "count")), ">=", 0.5))
 
 
 def data_paragraph(dataset: dict) -> str:
